@@ -1,0 +1,110 @@
+package service
+
+import (
+	"time"
+
+	"context"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokend/tokend/storage"
+)
+
+// CallInfo carries what the service learns about a call back to the
+// transport that logs it. Transports create it with WithCallInfo.
+type CallInfo struct {
+	// CallerID is the id of the admin token that authenticated, or "".
+	CallerID string
+}
+
+type callInfoKey struct{}
+
+// WithCallInfo returns a context whose calls will record into the returned
+// CallInfo.
+func WithCallInfo(ctx context.Context) (context.Context, *CallInfo) {
+	ci := &CallInfo{}
+	return context.WithValue(ctx, callInfoKey{}, ci), ci
+}
+
+// authorize authenticates the admin credential of an incoming call and
+// checks that it holds action. The credential is read from the
+// "authorization" metadata, which the REST gateway fills from the HTTP
+// header of the same name, so both transports are checked by this one
+// function. It returns Unauthenticated for a missing, malformed, unknown or
+// expired credential (an API token counts as unknown) and PermissionDenied
+// when the credential lacks action.
+func (s *Service) authorize(ctx context.Context, action string) (*entry, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	switch len(values) {
+	case 0:
+		return nil, status.Error(codes.Unauthenticated, "missing credential: send the header authorization: Bearer <admin token>")
+	case 1:
+	default:
+		return nil, status.Error(codes.Unauthenticated, "several authorization values: send exactly one")
+	}
+	secret, ok := bearer(values[0])
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "malformed credential: want authorization: Bearer <admin token>")
+	}
+	kind, ok := s.secrets.parse(secret)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "malformed credential: not a tokend admin token")
+	}
+	var e *entry
+	if kind == storage.KindAdmin {
+		h := s.hasher.sum(secret)
+		e = s.index.lookup(&h)
+	}
+	if e == nil || e.tok.Kind != storage.KindAdmin {
+		return nil, status.Error(codes.Unauthenticated, "invalid credential: unknown admin token")
+	}
+	now := s.now()
+	if expired(e.tok, now) {
+		return nil, status.Error(codes.Unauthenticated, "invalid credential: admin token expired")
+	}
+	if ci, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
+		ci.CallerID = e.tok.ID
+	}
+	e.usage.touch(now)
+	if !e.grant.allows(action) {
+		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)
+	}
+	return e, nil
+}
+
+// bearer extracts the token of an "authorization: Bearer <token>" value. The
+// scheme is case-insensitive (RFC 9110).
+func bearer(v string) (string, bool) {
+	const scheme = "bearer "
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	t := strings.TrimSpace(v[len(scheme):])
+	return t, t != ""
+}
+
+func expired(t *storage.Token, now time.Time) bool {
+	return !t.ExpireTime.IsZero() && !now.Before(t.ExpireTime)
+}
+
+// checkCeiling refuses to let caller create, edit, regenerate or delete an
+// admin token that holds (or would hold) an admin action the caller lacks:
+// otherwise a limited admin could mint, or take over, a stronger credential.
+func checkCeiling(caller *entry, typ storage.Type, perms []string) error {
+	var missing []string
+	for _, a := range adminActionsHeld(typ, perms) {
+		if !caller.grant.allows(a) {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) > 0 {
+		return status.Errorf(codes.PermissionDenied,
+			"an admin token may not hold permissions its creator or editor lacks; your credential lacks %s",
+			strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package service
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/storage"
+)
+
+// tokenView is the API form of a stored token; lastUsed is the later of the
+// stored and in-memory last-use times.
+func tokenView(t *storage.Token, lastUsed time.Time) *tokendv1.Token {
+	v := &tokendv1.Token{
+		Id:          t.ID,
+		Name:        t.Name,
+		Description: t.Description,
+		Kind:        kindToAPI(t.Kind),
+		Type:        typeToAPI(t.Type),
+		Permissions: append([]string(nil), t.Permissions...),
+		CreateTime:  timestamppb.New(t.CreateTime),
+		UpdateTime:  timestamppb.New(t.UpdateTime),
+		SecretHint:  t.SecretHint,
+	}
+	if t.Lifespan > 0 {
+		v.Lifespan = durationpb.New(t.Lifespan)
+	}
+	if !t.ExpireTime.IsZero() {
+		v.ExpireTime = timestamppb.New(t.ExpireTime)
+	}
+	if t.LastUsedTime.After(lastUsed) {
+		lastUsed = t.LastUsedTime
+	}
+	if !lastUsed.IsZero() {
+		v.LastUsedTime = timestamppb.New(lastUsed)
+	}
+	return v
+}
+
+// withLastUsed returns a copy of an entry's view carrying its current
+// last-use time. The copy shares the view's immutable sub-messages.
+func (e *entry) withLastUsed() *tokendv1.Token {
+	v := e.view
+	out := &tokendv1.Token{
+		Id:          v.Id,
+		Name:        v.Name,
+		Description: v.Description,
+		Kind:        v.Kind,
+		Type:        v.Type,
+		Permissions: v.Permissions,
+		Lifespan:    v.Lifespan,
+		ExpireTime:  v.ExpireTime,
+		CreateTime:  v.CreateTime,
+		UpdateTime:  v.UpdateTime,
+		SecretHint:  v.SecretHint,
+	}
+	if last := e.usage.last(); !last.IsZero() {
+		out.LastUsedTime = timestamppb.New(last)
+	}
+	return out
+}
+
+func kindToAPI(k storage.Kind) tokendv1.TokenKind {
+	switch k {
+	case storage.KindAPI:
+		return tokendv1.TokenKind_TOKEN_KIND_API
+	case storage.KindAdmin:
+		return tokendv1.TokenKind_TOKEN_KIND_ADMIN
+	}
+	return tokendv1.TokenKind_TOKEN_KIND_UNSPECIFIED
+}
+
+func typeToAPI(t storage.Type) tokendv1.TokenType {
+	switch t {
+	case storage.TypeReadOnly:
+		return tokendv1.TokenType_TOKEN_TYPE_READ_ONLY
+	case storage.TypeFullAccess:
+		return tokendv1.TokenType_TOKEN_TYPE_FULL_ACCESS
+	case storage.TypeCustom:
+		return tokendv1.TokenType_TOKEN_TYPE_CUSTOM
+	}
+	return tokendv1.TokenType_TOKEN_TYPE_UNSPECIFIED
+}
+
+// kindFromAPI maps an API kind; ok is false for values outside the enum.
+// Unspecified maps to 0, which callers read as "default" or "any".
+func kindFromAPI(k tokendv1.TokenKind) (storage.Kind, bool) {
+	switch k {
+	case tokendv1.TokenKind_TOKEN_KIND_UNSPECIFIED:
+		return 0, true
+	case tokendv1.TokenKind_TOKEN_KIND_API:
+		return storage.KindAPI, true
+	case tokendv1.TokenKind_TOKEN_KIND_ADMIN:
+		return storage.KindAdmin, true
+	}
+	return 0, false
+}
+
+func typeFromAPI(t tokendv1.TokenType) (storage.Type, bool) {
+	switch t {
+	case tokendv1.TokenType_TOKEN_TYPE_UNSPECIFIED:
+		return 0, true
+	case tokendv1.TokenType_TOKEN_TYPE_READ_ONLY:
+		return storage.TypeReadOnly, true
+	case tokendv1.TokenType_TOKEN_TYPE_FULL_ACCESS:
+		return storage.TypeFullAccess, true
+	case tokendv1.TokenType_TOKEN_TYPE_CUSTOM:
+		return storage.TypeCustom, true
+	}
+	return 0, false
+}
+
+func actionView(a storage.Action) *tokendv1.Action {
+	subject, verb := splitAction(a.ID)
+	return &tokendv1.Action{Id: a.ID, Description: a.Description, Subject: subject, Verb: verb}
+}

@@ -1,0 +1,88 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokend/tokend/storage"
+)
+
+// fieldErrors collects what is wrong with a request, field by field, so one
+// answer names every bad field (google.rpc.BadRequest details).
+type fieldErrors struct {
+	violations []*errdetails.BadRequest_FieldViolation
+}
+
+func (f *fieldErrors) add(field, format string, args ...any) {
+	f.violations = append(f.violations, &errdetails.BadRequest_FieldViolation{
+		Field:       field,
+		Description: fmt.Sprintf(format, args...),
+	})
+}
+
+func (f *fieldErrors) empty() bool { return len(f.violations) == 0 }
+
+// err returns an InvalidArgument status naming every violation, or nil.
+func (f *fieldErrors) err() error {
+	if f.empty() {
+		return nil
+	}
+	parts := make([]string, len(f.violations))
+	for i, v := range f.violations {
+		parts[i] = v.Field + ": " + v.Description
+	}
+	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
+	if withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: f.violations}); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+// invalidField is the error for one bad field.
+func invalidField(field, format string, args ...any) error {
+	var f fieldErrors
+	f.add(field, format, args...)
+	return f.err()
+}
+
+// toStatus turns an error from the store or from this package into the
+// status the caller sees. This is the one place storage errors become gRPC
+// codes. Unexpected errors are logged in full and reach the caller as
+// Internal "internal error".
+func (s *Service) toStatus(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return status.Error(codes.NotFound, "token not found")
+	case errors.Is(err, storage.ErrNameTaken):
+		st := status.New(codes.AlreadyExists, "name already taken")
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "token.name", Description: "another token already has this name (names are compared case-insensitively)"},
+		}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, storage.ErrBadCursor):
+		return invalidField("page_token", "is not a page token of this listing")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, storage.ErrClosed):
+		return status.Error(codes.Unavailable, "shutting down")
+	}
+	s.log.ErrorContext(ctx, "request failed", slog.String("op", op), slog.Any("error", err))
+	return status.Error(codes.Internal, "internal error")
+}

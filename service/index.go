@@ -1,0 +1,172 @@
+package service
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/storage"
+)
+
+// indexShards spreads the hash map over several locks so that concurrent
+// introspections never wait on each other, and a write blocks 1/64th of them.
+const indexShards = 64
+
+// index is the in-memory view introspection and authorization read: secret
+// hash → the token's current version. It is fed by the store's change feed
+// (apply), so every write, on this replica or another, is reflected as soon
+// as it commits.
+type index struct {
+	shards [indexShards]indexShard
+
+	mu   sync.RWMutex // guards byID
+	byID map[string]*entry
+}
+
+type indexShard struct {
+	mu     sync.RWMutex
+	byHash map[secretHash]*entry
+}
+
+// entry is one version of a token. Everything but usage is immutable once
+// built, so readers use it without locks.
+type entry struct {
+	tok   *storage.Token
+	hash  secretHash
+	grant grant
+	// view is the API form of tok without last_used_time; responses copy it.
+	view  *tokendv1.Token
+	usage *usage // shared by all versions of one token
+}
+
+// usage tracks a token's last use in memory. Introspection only writes
+// lastUsed; the flusher persists it and advances flushed.
+type usage struct {
+	lastUsed atomic.Int64 // unix nanoseconds, 0 = never
+	flushed  atomic.Int64 // the lastUsed value last written to the store
+}
+
+// touchGranularity is the finest last-use resolution kept: a token used
+// thousands of times a second is written to memory once a second, so hot
+// tokens do not bounce a cache line between cores.
+const touchGranularity = time.Second
+
+func (u *usage) touch(now time.Time) {
+	n := now.UnixNano()
+	if n-u.lastUsed.Load() >= int64(touchGranularity) {
+		u.lastUsed.Store(n)
+	}
+}
+
+func (u *usage) last() time.Time {
+	if n := u.lastUsed.Load(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Time{}
+}
+
+func newIndex() *index {
+	ix := &index{byID: make(map[string]*entry)}
+	for i := range ix.shards {
+		ix.shards[i].byHash = make(map[secretHash]*entry)
+	}
+	return ix
+}
+
+func (ix *index) shard(h *secretHash) *indexShard {
+	return &ix.shards[h[0]%indexShards]
+}
+
+// lookup returns the current version of the token whose secret hashes to h.
+func (ix *index) lookup(h *secretHash) *entry {
+	s := ix.shard(h)
+	s.mu.RLock()
+	e := s.byHash[*h]
+	s.mu.RUnlock()
+	return e
+}
+
+// byTokenID returns the current version of the token with that id.
+func (ix *index) byTokenID(id string) *entry {
+	ix.mu.RLock()
+	e := ix.byID[id]
+	ix.mu.RUnlock()
+	return e
+}
+
+// size returns the number of tokens indexed.
+func (ix *index) size() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.byID)
+}
+
+// apply brings the index up to date with one committed change. The old hash
+// is removed before apply returns, so a regenerated or deleted secret is dead
+// from then on.
+func (ix *index) apply(c storage.Change) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	old := ix.byID[c.ID]
+	if old != nil {
+		s := ix.shard(&old.hash)
+		s.mu.Lock()
+		if s.byHash[old.hash] == old {
+			delete(s.byHash, old.hash)
+		}
+		s.mu.Unlock()
+		delete(ix.byID, c.ID)
+	}
+	if c.Token == nil {
+		return
+	}
+	e := newEntry(c.Token, old)
+	ix.byID[c.ID] = e
+	s := ix.shard(&e.hash)
+	s.mu.Lock()
+	s.byHash[e.hash] = e
+	s.mu.Unlock()
+}
+
+func newEntry(t *storage.Token, previous *entry) *entry {
+	e := &entry{tok: t, grant: newGrant(t), view: tokenView(t, time.Time{})}
+	copy(e.hash[:], t.SecretHash)
+	if previous != nil {
+		e.usage = previous.usage
+	} else {
+		e.usage = &usage{}
+	}
+	if n := t.LastUsedTime.UnixNano(); !t.LastUsedTime.IsZero() {
+		for {
+			cur := e.usage.lastUsed.Load()
+			if cur >= n || e.usage.lastUsed.CompareAndSwap(cur, n) {
+				break
+			}
+		}
+		if e.usage.flushed.Load() < n {
+			e.usage.flushed.Store(n)
+		}
+	}
+	return e
+}
+
+// pendingUse is a last-use time not yet written to the store.
+type pendingUse struct {
+	id    string
+	at    int64 // unix nanoseconds
+	usage *usage
+}
+
+// unflushed returns the last-use times not yet written to the store.
+func (ix *index) unflushed() []pendingUse {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var pending []pendingUse
+	for id, e := range ix.byID {
+		if last := e.usage.lastUsed.Load(); last > e.usage.flushed.Load() {
+			pending = append(pending, pendingUse{id: id, at: last, usage: e.usage})
+		}
+	}
+	return pending
+}

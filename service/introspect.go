@@ -1,0 +1,67 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/storage"
+)
+
+// IntrospectToken implements tokendv1.TokenServiceServer. It reads only
+// memory: the index and the caller's grant; last-use times are recorded in
+// memory and flushed later.
+func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (*tokendv1.IntrospectTokenResponse, error) {
+	if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
+		return nil, err
+	}
+	actions := req.GetActions()
+	if len(actions) > maxActionsPerCall {
+		return nil, invalidField("actions", "at most %d actions per call (got %d)", maxActionsPerCall, len(actions))
+	}
+	var fe fieldErrors
+	for i, a := range actions {
+		if msg := checkActionID(a); msg != "" {
+			fe.add(fmt.Sprintf("actions[%d]", i), "%s", msg)
+		}
+	}
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	e, reason := s.introspect(req.GetToken(), s.now())
+	if e == nil {
+		return &tokendv1.IntrospectTokenResponse{InactiveReason: reason}, nil
+	}
+	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.withLastUsed(), Allowed: true}
+	for _, a := range actions {
+		if !e.grant.allows(a) {
+			resp.Allowed = false
+			resp.DeniedActions = append(resp.DeniedActions, a)
+		}
+	}
+	return resp, nil
+}
+
+// introspect finds the active API token with this secret and records its
+// use, or says why there is none. A malformed string is refused before any
+// hashing or lookup.
+func (s *Service) introspect(secret string, now time.Time) (*entry, tokendv1.InactiveReason) {
+	kind, ok := s.secrets.parse(secret)
+	if !ok {
+		return nil, tokendv1.InactiveReason_INACTIVE_REASON_MALFORMED
+	}
+	if kind != storage.KindAPI {
+		return nil, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
+	}
+	h := s.hasher.sum(secret)
+	e := s.index.lookup(&h)
+	if e == nil || e.tok.Kind != storage.KindAPI {
+		return nil, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
+	}
+	if expired(e.tok, now) {
+		return nil, tokendv1.InactiveReason_INACTIVE_REASON_EXPIRED
+	}
+	e.usage.touch(now)
+	return e, tokendv1.InactiveReason_INACTIVE_REASON_UNSPECIFIED
+}

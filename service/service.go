@@ -1,0 +1,241 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/storage"
+)
+
+// Defaults for Config.
+const (
+	DefaultAPIPrefix     = "tkd"
+	DefaultAdminPrefix   = "tkda"
+	DefaultFlushInterval = time.Minute
+)
+
+// DefaultLifespans are the token durations offered when none are configured.
+var DefaultLifespans = []time.Duration{7 * 24 * time.Hour, 30 * 24 * time.Hour, 90 * 24 * time.Hour}
+
+// Config configures a Service. Store and HashKey are required.
+type Config struct {
+	Store storage.Store
+	// HashKey keys the HMAC-SHA-256 of secrets (at least 32 bytes). It must
+	// stay the same across restarts, or every token stops working.
+	HashKey []byte
+	// APIPrefix and AdminPrefix start the secrets of each kind (lower-case
+	// letters and digits); defaults "tkd" and "tkda".
+	APIPrefix, AdminPrefix string
+	// Lifespans are the allowed token durations; default DefaultLifespans.
+	Lifespans []time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives errors the caller only sees as "internal error";
+	// default slog.Default().
+	Logger *slog.Logger
+}
+
+// Service implements tokendv1.TokenServiceServer.
+type Service struct {
+	tokendv1.UnimplementedTokenServiceServer
+
+	store     storage.Store
+	secrets   secretFormat
+	hasher    *hasher
+	index     *index
+	lifespans []time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+
+	stopFeed context.CancelFunc
+	flushMu  sync.Mutex // one flush at a time
+}
+
+// New builds a Service and loads every stored token into its in-memory
+// index. Close releases it.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("service: no store")
+	}
+	if cfg.APIPrefix == "" {
+		cfg.APIPrefix = DefaultAPIPrefix
+	}
+	if cfg.AdminPrefix == "" {
+		cfg.AdminPrefix = DefaultAdminPrefix
+	}
+	secrets, err := newSecretFormat(cfg.APIPrefix, cfg.AdminPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	h, err := newHasher(cfg.HashKey)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	lifespans := slices.Clone(cfg.Lifespans)
+	if len(lifespans) == 0 {
+		lifespans = slices.Clone(DefaultLifespans)
+	}
+	for _, l := range lifespans {
+		if l <= 0 || l%time.Second != 0 {
+			return nil, fmt.Errorf("service: lifespan %s: want a positive whole number of seconds", l)
+		}
+	}
+	slices.Sort(lifespans)
+	lifespans = slices.Compact(lifespans)
+	s := &Service{
+		store:     cfg.Store,
+		secrets:   secrets,
+		hasher:    h,
+		index:     newIndex(),
+		lifespans: lifespans,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
+		stop()
+		return nil, fmt.Errorf("service: load tokens: %w", err)
+	}
+	s.stopFeed = stop
+	return s, nil
+}
+
+// Lifespans returns the allowed token durations, shortest first.
+func (s *Service) Lifespans() []time.Duration { return slices.Clone(s.lifespans) }
+
+// TokenCount returns the number of tokens in the in-memory index.
+func (s *Service) TokenCount() int { return s.index.size() }
+
+// Ready reports whether the service can serve writes: its store answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// Close flushes pending last-use times and stops following the change feed.
+// It does not close the store.
+func (s *Service) Close(ctx context.Context) error {
+	err := s.FlushLastUsed(ctx)
+	s.stopFeed()
+	return err
+}
+
+// RunFlusher writes last-use times to the store every interval until ctx is
+// done. It does not flush on return: Close does.
+func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultFlushInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.FlushLastUsed(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("flush last-used times", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// FlushLastUsed writes every last-use time kept in memory since the previous
+// flush to the store, in one transaction.
+func (s *Service) FlushLastUsed(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	pending := s.index.unflushed()
+	if len(pending) == 0 {
+		return nil
+	}
+	used := make(map[string]time.Time, len(pending))
+	for _, p := range pending {
+		used[p.id] = time.Unix(0, p.at).UTC()
+	}
+	if err := s.store.TouchLastUsed(ctx, used); err != nil {
+		return fmt.Errorf("flush %d last-used times: %w", len(used), err)
+	}
+	for _, p := range pending {
+		for {
+			cur := p.usage.flushed.Load()
+			if cur >= p.at || p.usage.flushed.CompareAndSwap(cur, p.at) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Bootstrap prepares an empty store on first start: a root admin token (full
+// access, unlimited), whose secret it returns, and the API tokens "Full
+// Access" and "Read Only", whose secrets are discarded (regenerate them to
+// use them). On a store bootstrapped before it returns "" and does nothing,
+// even if every token has been deleted since.
+func (s *Service) Bootstrap(ctx context.Context) (rootSecret string, err error) {
+	now := s.now().UTC()
+	specs := []struct {
+		name, description string
+		kind              storage.Kind
+		typ               storage.Type
+	}{
+		{"Root", "Created at first start: full access to tokend's own API.", storage.KindAdmin, storage.TypeFullAccess},
+		{"Full Access", "Created at first start. Regenerate it to get its secret.", storage.KindAPI, storage.TypeFullAccess},
+		{"Read Only", "Created at first start. Regenerate it to get its secret.", storage.KindAPI, storage.TypeReadOnly},
+	}
+	tokens := make([]*storage.Token, len(specs))
+	for i, sp := range specs {
+		t, secret, err := s.newToken(sp.kind, now)
+		if err != nil {
+			return "", err
+		}
+		t.Name, t.Description, t.Type = sp.name, sp.description, sp.typ
+		tokens[i] = t
+		if i == 0 {
+			rootSecret = secret
+		}
+	}
+	created, err := s.store.Bootstrap(ctx, tokens)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	if !created {
+		return "", nil
+	}
+	return rootSecret, nil
+}
+
+// newToken returns a token record with a fresh id and secret, and the secret.
+func (s *Service) newToken(kind storage.Kind, now time.Time) (*storage.Token, string, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, "", err
+	}
+	t := &storage.Token{ID: id, Kind: kind, CreateTime: now, UpdateTime: now}
+	secret, err := s.setSecret(t)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, secret, nil
+}
+
+// setSecret gives t a new secret and returns it.
+func (s *Service) setSecret(t *storage.Token) (string, error) {
+	secret, err := s.secrets.generate(t.Kind)
+	if err != nil {
+		return "", err
+	}
+	h := s.hasher.sum(secret)
+	t.SecretHash = h[:]
+	t.SecretHint = hint(secret)
+	return secret, nil
+}
