@@ -1,0 +1,18 @@
+// Package bolt is tokend's embedded storage backend: it implements
+// storage.Store on a single bbolt file, the default for a one-process
+// deployment.
+//
+// Every write runs in one bbolt transaction, which bbolt syncs to disk before
+// it returns, so an acknowledged write survives a crash. A token and its
+// indexes (name, secret hash, create time) change together in that
+// transaction; the buckets are listed in buckets.go and records are encoded
+// by the versioned codec in record.go.
+//
+// A Store is safe for concurrent use. Writes are serialised by a store mutex
+// held across the transaction and the delivery of the resulting changes to
+// subscribers, which is what makes the change feed ordered and applied before
+// a write returns; reads run in their own read transactions and never take it.
+//
+// bbolt locks the file while it is open, so a data file serves one process
+// at a time: use the etcd backend to run several replicas.
+package bolt

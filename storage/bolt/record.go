@@ -1,0 +1,263 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tokend/tokend/storage"
+)
+
+// Records are encoded by hand rather than with encoding/json or gob: start-up
+// replays every token through the change feed, so decoding must be cheap, and
+// a fixed, versioned layout keeps the disk format independent of the Go types.
+//
+// A record starts with a format-version byte. Strings and byte slices are a
+// uvarint length followed by the bytes; lists are a uvarint count followed by
+// the elements; durations are a varint of nanoseconds; times are a tag byte,
+// timeZero for the zero time or timeUnixNano followed by a varint of Unix
+// nanoseconds (decoded in UTC). A new layout gets a new version byte, and the
+// decoder keeps reading the old ones.
+
+// Format versions.
+const (
+	tokenFormatV1  = 1
+	actionFormatV1 = 1
+)
+
+// Time tags.
+const (
+	timeZero     = 0
+	timeUnixNano = 1
+)
+
+// The times a varint of Unix nanoseconds can hold (years 1677 to 2262).
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// encodeToken returns the record of t. It fails only for a time that
+// cannot be stored (see checkTime).
+func encodeToken(t *storage.Token) ([]byte, error) {
+	for _, ft := range []struct {
+		name string
+		t    time.Time
+	}{{"expire time", t.ExpireTime}, {"create time", t.CreateTime}, {"update time", t.UpdateTime}, {"last used time", t.LastUsedTime}} {
+		if err := checkTime(ft.name, ft.t); err != nil {
+			return nil, err
+		}
+	}
+	size := 1 + 4*binary.MaxVarintLen64 + 5*(binary.MaxVarintLen64+1) + 2 +
+		len(t.ID) + len(t.Name) + len(t.Description) + len(t.SecretHash) + len(t.SecretHint)
+	for _, p := range t.Permissions {
+		size += binary.MaxVarintLen64 + len(p)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, tokenFormatV1)
+	b = appendString(b, t.ID)
+	b = appendString(b, t.Name)
+	b = appendString(b, t.Description)
+	b = append(b, byte(t.Kind), byte(t.Type))
+	b = binary.AppendUvarint(b, uint64(len(t.Permissions)))
+	for _, p := range t.Permissions {
+		b = appendString(b, p)
+	}
+	b = binary.AppendVarint(b, int64(t.Lifespan))
+	b = appendTime(b, t.ExpireTime)
+	b = appendTime(b, t.CreateTime)
+	b = appendTime(b, t.UpdateTime)
+	b = appendTime(b, t.LastUsedTime)
+	b = binary.AppendUvarint(b, uint64(len(t.SecretHash)))
+	b = append(b, t.SecretHash...)
+	b = appendString(b, t.SecretHint)
+	return b, nil
+}
+
+// decodeToken decodes a record made by encodeToken. It never panics, copies
+// everything it returns out of b, and returns an error wrapping
+// storage.ErrCorrupt when b is not a valid record.
+func decodeToken(b []byte) (*storage.Token, error) {
+	d := decoder{b: b}
+	if v := d.byte("format version"); d.err == nil && v != tokenFormatV1 {
+		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, v)
+	}
+	t := &storage.Token{}
+	t.ID = d.string("id")
+	t.Name = d.string("name")
+	t.Description = d.string("description")
+	t.Kind = storage.Kind(d.byte("kind"))
+	t.Type = storage.Type(d.byte("type"))
+	// Every permission takes at least one byte, which bounds the count by
+	// what is left and keeps a garbage count from allocating gigabytes.
+	if n := d.uvarint("permission count"); n > uint64(len(d.b)) {
+		d.fail("permission count exceeds record")
+	} else if n > 0 {
+		t.Permissions = make([]string, n)
+		for i := range t.Permissions {
+			t.Permissions[i] = d.string("permission")
+		}
+	}
+	t.Lifespan = time.Duration(d.varint("lifespan"))
+	t.ExpireTime = d.time("expire time")
+	t.CreateTime = d.time("create time")
+	t.UpdateTime = d.time("update time")
+	t.LastUsedTime = d.time("last used time")
+	if h := d.bytes("secret hash"); len(h) > 0 {
+		t.SecretHash = append([]byte(nil), h...)
+	}
+	t.SecretHint = d.string("secret hint")
+	if err := d.finish("token"); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// encodeAction returns the record of a; the id is the key, not part of it.
+func encodeAction(a storage.Action) ([]byte, error) {
+	if err := checkTime("register time", a.RegisterTime); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(a.Description)+1+binary.MaxVarintLen64)
+	b = append(b, actionFormatV1)
+	b = appendString(b, a.Description)
+	b = appendTime(b, a.RegisterTime)
+	return b, nil
+}
+
+// decodeAction decodes the record of the action with that id. Like
+// decodeToken it never panics and returns errors wrapping storage.ErrCorrupt.
+func decodeAction(id string, b []byte) (storage.Action, error) {
+	d := decoder{b: b}
+	if v := d.byte("format version"); d.err == nil && v != actionFormatV1 {
+		return storage.Action{}, fmt.Errorf("%w: unknown action format version %d", storage.ErrCorrupt, v)
+	}
+	a := storage.Action{ID: id}
+	a.Description = d.string("description")
+	a.RegisterTime = d.time("register time")
+	if err := d.finish("action"); err != nil {
+		return storage.Action{}, err
+	}
+	return a, nil
+}
+
+// checkTime reports whether t can be encoded: the zero time or a time whose
+// Unix nanoseconds fit in an int64.
+func checkTime(name string, t time.Time) error {
+	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+		return fmt.Errorf("%s %s is outside the storable range %s to %s", name, t.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, timeZero)
+	}
+	b = append(b, timeUnixNano)
+	return binary.AppendVarint(b, t.UnixNano())
+}
+
+// decoder reads a record front to back. The first failure is kept in err and
+// turns every later read into a no-op returning a zero value, so decode
+// functions read straight through and check err once at the end.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", storage.ErrCorrupt, what)
+		d.b = nil
+	}
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.fail(what)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a slice of the record itself: callers copy what they keep.
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string(what string) string {
+	return string(d.bytes(what))
+}
+
+func (d *decoder) time(what string) time.Time {
+	switch d.byte(what) {
+	case timeZero:
+		return time.Time{}
+	case timeUnixNano:
+		n := d.varint(what)
+		if d.err != nil {
+			return time.Time{}
+		}
+		return time.Unix(0, n).UTC()
+	default:
+		d.fail(what)
+		return time.Time{}
+	}
+}
+
+// finish returns the first failure, or a failure if bytes are left over: a
+// record is exactly one value.
+func (d *decoder) finish(record string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return fmt.Errorf("%s record: %w", record, d.err)
+	}
+	return nil
+}

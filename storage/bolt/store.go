@@ -1,0 +1,597 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tokend/tokend/storage"
+)
+
+// Options configure Open.
+type Options struct {
+	// Timeout bounds the wait for the file lock held by another handle
+	// (usually another tokend process on the same data directory). Zero
+	// means one second.
+	Timeout time.Duration
+	// Now returns the current time, used to stamp newly registered actions.
+	// Nil means time.Now; tests set it to get fixed times.
+	Now func() time.Time
+}
+
+// defaultTimeout is used when Options.Timeout is zero: long enough to ride
+// out a previous process that is still shutting down, short enough that a
+// second instance on the same file fails fast instead of hanging.
+const defaultTimeout = time.Second
+
+// Store is a storage.Store backed by a bbolt file. Create it with Open; it
+// is safe for concurrent use.
+type Store struct {
+	db  *bbolt.DB
+	now func() time.Time
+
+	// closed is set by Close. Reads check it without taking mu; a read
+	// racing with Close gets bbolt's ErrDatabaseNotOpen, mapped to
+	// storage.ErrClosed.
+	closed atomic.Bool
+	// done is closed by Close to end the goroutines that wait for a
+	// subscriber's ctx.
+	done chan struct{}
+
+	// mu is held by every write across its transaction and the delivery
+	// of its changes to subscribers, so subscribers see changes in commit
+	// order and have applied them when the write returns. Reads do not
+	// take it. It also guards subs.
+	mu   sync.Mutex
+	subs []*subscriber
+}
+
+type subscriber struct {
+	ctx   context.Context
+	apply func(storage.Change)
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open opens the bbolt file at path, creating it with mode 0600 if it does
+// not exist, and creates the buckets of a fresh file. It fails if another
+// handle holds the file for longer than opts.Timeout, or if the file was
+// written with a schema version this package does not know (a newer tokend).
+func Open(path string, opts Options) (*Store, error) {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: file is locked by another handle, probably another tokend (waited %v): %w", path, timeout, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := db.Update(initSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now, done: make(chan struct{})}, nil
+}
+
+// initSchema writes the schema version and creates the buckets of a fresh
+// file, and checks the version of an existing one.
+func initSchema(tx *bbolt.Tx) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		v := meta.Get(keySchemaVersion)
+		version, n := binary.Uvarint(v)
+		if n <= 0 || n != len(v) {
+			return fmt.Errorf("%w: unreadable schema version", storage.ErrCorrupt)
+		}
+		if version != schemaVersion {
+			return fmt.Errorf("unsupported schema version %d (this build reads version %d; was the file written by a newer tokend?)", version, schemaVersion)
+		}
+	} else {
+		// A bbolt file with buckets but no meta was written by something
+		// else: refuse it rather than mix our buckets into it.
+		if k, _ := tx.Cursor().First(); k != nil {
+			return errors.New("not a tokend database (no meta bucket)")
+		}
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keySchemaVersion, binary.AppendUvarint(nil, schemaVersion)); err != nil {
+			return err
+		}
+	}
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the file. It waits for writes in progress (and their delivery
+// to subscribers) and for open read transactions, and ends every
+// subscription. It returns storage.ErrClosed if the store is already closed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) {
+		return fmt.Errorf("close: %w", storage.ErrClosed)
+	}
+	close(s.done)
+	s.subs = nil
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+// Ping runs a read transaction. It returns storage.ErrClosed after Close.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, "ping", func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketTokens) == nil {
+			return fmt.Errorf("%w: tokens bucket missing", storage.ErrCorrupt)
+		}
+		return nil
+	})
+}
+
+// CreateToken stores t and its indexes in one transaction. It returns an
+// error wrapping storage.ErrIDTaken, storage.ErrNameTaken or
+// storage.ErrHashTaken, and stores nothing, if the id, the name (compared
+// with storage.NameKey) or the secret hash is in use. t must have an id, a
+// name and a secret hash, and times within years 1677 to 2262.
+func (s *Store) CreateToken(ctx context.Context, t *storage.Token) error {
+	return s.update(ctx, "create token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		stored, err := insertToken(tx, t)
+		if err != nil {
+			return nil, err
+		}
+		return []storage.Change{{ID: stored.ID, Token: stored}}, nil
+	})
+}
+
+// GetToken returns the token with that id, or an error wrapping
+// storage.ErrNotFound. The returned token belongs to the caller.
+func (s *Store) GetToken(ctx context.Context, id string) (*storage.Token, error) {
+	var t *storage.Token
+	err := s.view(ctx, "get token", func(tx *bbolt.Tx) error {
+		var err error
+		t, err = getToken(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// UpdateToken reads the token, lets modify change a copy and stores it with
+// its indexes in one transaction; it returns the stored token. An error from
+// modify is returned unwrapped and nothing is stored. Changes to ID and
+// CreateTime are ignored. Returns an error wrapping storage.ErrNotFound, or
+// storage.ErrNameTaken or storage.ErrHashTaken (nothing stored) when the new
+// name or hash belongs to another token; a change of case of the token's own
+// name is allowed.
+func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage.Token) error) (*storage.Token, error) {
+	var (
+		stored    *storage.Token
+		modifyErr error
+	)
+	err := s.update(ctx, "update token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		old, err := getToken(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		t := old.Clone()
+		if err := modify(t); err != nil {
+			modifyErr = err
+			return nil, err
+		}
+		t.ID, t.CreateTime = old.ID, old.CreateTime
+		if stored, err = replaceToken(tx, old, t); err != nil {
+			return nil, err
+		}
+		return []storage.Change{{ID: id, Token: stored.Clone()}}, nil
+	})
+	if modifyErr != nil {
+		return nil, modifyErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// DeleteToken removes the token and its indexes in one transaction. Returns
+// an error wrapping storage.ErrNotFound if there is no such token.
+func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	return s.update(ctx, "delete token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		old, err := getToken(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := deleteToken(tx, old); err != nil {
+			return nil, err
+		}
+		return []storage.Change{{ID: id}}, nil
+	})
+}
+
+// TouchLastUsed sets, in one transaction, each listed token's LastUsedTime
+// to the later of the stored and the given time. Unknown ids are skipped.
+// It publishes no change.
+func (s *Store) TouchLastUsed(ctx context.Context, used map[string]time.Time) error {
+	return s.update(ctx, "touch last used", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		tokens := tx.Bucket(bucketTokens)
+		for id, last := range used {
+			v := tokens.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			t, err := decodeToken(v)
+			if err != nil {
+				return nil, fmt.Errorf("token %q: %w", id, err)
+			}
+			if !last.After(t.LastUsedTime) {
+				continue
+			}
+			t.LastUsedTime = last
+			rec, err := encodeToken(t)
+			if err != nil {
+				return nil, fmt.Errorf("token %q: %w", id, err)
+			}
+			if err := tokens.Put([]byte(id), rec); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+}
+
+// Bootstrap stores tokens, with the same checks as CreateToken, and marks
+// the store as bootstrapped, all in one transaction, unless it is already
+// marked; it reports whether it stored them. On error nothing is stored.
+func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token) (bool, error) {
+	did := false
+	err := s.update(ctx, "bootstrap", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyBootstrapped) != nil {
+			return nil, nil
+		}
+		changes := make([]storage.Change, 0, len(tokens))
+		for _, t := range tokens {
+			stored, err := insertToken(tx, t)
+			if err != nil {
+				return nil, err
+			}
+			changes = append(changes, storage.Change{ID: stored.ID, Token: stored})
+		}
+		if err := meta.Put(keyBootstrapped, []byte{}); err != nil {
+			return nil, err
+		}
+		did = true
+		return changes, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return did, nil
+}
+
+// RegisterActions adds new actions, stamped with the current time, and
+// updates the description of known ones, keeping their RegisterTime, in one
+// transaction. Action ids must not be empty.
+func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action) error {
+	return s.update(ctx, "register actions", func(tx *bbolt.Tx) ([]storage.Change, error) {
+		b := tx.Bucket(bucketActions)
+		now := s.now()
+		for _, a := range actions {
+			if a.ID == "" {
+				return nil, errors.New("empty action id")
+			}
+			key := []byte(a.ID)
+			a.RegisterTime = now
+			if v := b.Get(key); v != nil {
+				old, err := decodeAction(a.ID, v)
+				if err != nil {
+					return nil, fmt.Errorf("action %q: %w", a.ID, err)
+				}
+				if old.Description == a.Description {
+					continue
+				}
+				a.RegisterTime = old.RegisterTime
+			}
+			rec, err := encodeAction(a)
+			if err != nil {
+				return nil, fmt.Errorf("action %q: %w", a.ID, err)
+			}
+			if err := b.Put(key, rec); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+}
+
+// ListActions returns the catalog ordered by id.
+func (s *Store) ListActions(ctx context.Context) ([]storage.Action, error) {
+	var actions []storage.Action
+	err := s.view(ctx, "list actions", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketActions).ForEach(func(k, v []byte) error {
+			a, err := decodeAction(string(k), v)
+			if err != nil {
+				return fmt.Errorf("action %q: %w", k, err)
+			}
+			actions = append(actions, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return actions, nil
+}
+
+// Subscribe calls apply with every stored token, then with every change
+// committed through this Store, in commit order, until ctx is done or the
+// store is closed. It returns once the stored tokens have been replayed.
+// apply runs while the store's write lock is held, so it must be quick and
+// must not call the Store: a write from apply deadlocks. Returns ctx.Err()
+// if ctx is already done, or storage.ErrClosed.
+func (s *Store) Subscribe(ctx context.Context, apply func(storage.Change)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("subscribe: %w", storage.ErrClosed)
+	}
+	// Replaying under mu means no write can commit between the replay and
+	// the registration, so the subscriber misses nothing and sees nothing
+	// twice. Holding the read transaction open while apply runs is fine:
+	// writers are waiting on mu anyway.
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+			t, err := decodeToken(v)
+			if err != nil {
+				return fmt.Errorf("token %q: %w", k, err)
+			}
+			apply(storage.Change{ID: t.ID, Token: t})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", mapClosed(err))
+	}
+	sub := &subscriber{ctx: ctx, apply: apply}
+	s.subs = append(s.subs, sub)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.removeSubscriber(sub)
+		case <-s.done:
+		}
+	}()
+	return nil
+}
+
+func (s *Store) removeSubscriber(sub *subscriber) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.subs {
+		if x == sub {
+			s.subs = append(s.subs[:i:i], s.subs[i+1:]...)
+			return
+		}
+	}
+}
+
+// update runs fn in a write transaction and, once it has committed, delivers
+// the changes fn returns to every subscriber, all under mu. Errors are
+// prefixed with op; an error from fn is otherwise kept as is (so errors.Is
+// sees the sentinels), and bbolt's "not open" becomes storage.ErrClosed.
+func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) ([]storage.Change, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
+	}
+	var changes []storage.Change
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		changes, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, mapClosed(err))
+	}
+	s.publish(changes)
+	return nil
+}
+
+// publish delivers changes to the subscribers whose ctx is not done. Each
+// subscriber gets its own copy of each token, since the caller owns it. The
+// caller holds mu.
+func (s *Store) publish(changes []storage.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	for _, sub := range s.subs {
+		for _, c := range changes {
+			// Checked per change so that a subscriber stops as soon as its
+			// ctx is cancelled, not when the goroutine removing it runs.
+			if sub.ctx.Err() != nil {
+				break
+			}
+			if c.Token != nil {
+				c.Token = c.Token.Clone()
+			}
+			sub.apply(c)
+		}
+	}
+}
+
+// view runs fn in a read transaction, mapping errors like update.
+func (s *Store) view(ctx context.Context, op string, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
+	}
+	if err := s.db.View(fn); err != nil {
+		return fmt.Errorf("%s: %w", op, mapClosed(err))
+	}
+	return nil
+}
+
+func mapClosed(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return storage.ErrClosed
+	}
+	return err
+}
+
+// getToken reads and decodes the token with that id.
+func getToken(tx *bbolt.Tx, id string) (*storage.Token, error) {
+	v := tx.Bucket(bucketTokens).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("token %q: %w", id, storage.ErrNotFound)
+	}
+	t, err := decodeToken(v)
+	if err != nil {
+		return nil, fmt.Errorf("token %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// checkToken rejects a token that cannot be keyed: bbolt keys are not empty.
+func checkToken(t *storage.Token) error {
+	switch {
+	case t == nil:
+		return errors.New("nil token")
+	case t.ID == "":
+		return errors.New("empty token id")
+	case t.Name == "":
+		return fmt.Errorf("token %q: empty name", t.ID)
+	case len(t.SecretHash) == 0:
+		return fmt.Errorf("token %q: empty secret hash", t.ID)
+	}
+	return nil
+}
+
+// insertToken stores a new token and its three index entries, and returns
+// the token as stored (as a later read would decode it).
+func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
+	if err := checkToken(t); err != nil {
+		return nil, err
+	}
+	rec, err := encodeToken(t)
+	if err != nil {
+		return nil, fmt.Errorf("token %q: %w", t.ID, err)
+	}
+	id := []byte(t.ID)
+	tokens := tx.Bucket(bucketTokens)
+	names := tx.Bucket(bucketTokenNames)
+	hashes := tx.Bucket(bucketTokenHashes)
+	if tokens.Get(id) != nil {
+		return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrIDTaken)
+	}
+	nameKey := []byte(storage.NameKey(t.Name))
+	if names.Get(nameKey) != nil {
+		return nil, fmt.Errorf("token %q: name %q: %w", t.ID, t.Name, storage.ErrNameTaken)
+	}
+	if hashes.Get(t.SecretHash) != nil {
+		return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrHashTaken)
+	}
+	if err := tokens.Put(id, rec); err != nil {
+		return nil, err
+	}
+	if err := names.Put(nameKey, id); err != nil {
+		return nil, err
+	}
+	if err := hashes.Put(t.SecretHash, id); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketTokenCreated).Put(createdKey(t.CreateTime, t.ID), []byte{}); err != nil {
+		return nil, err
+	}
+	return decodeToken(rec)
+}
+
+// replaceToken stores t in place of old (same id and create time), moving
+// the name and hash index entries if they changed, and returns t as stored.
+func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
+	if err := checkToken(t); err != nil {
+		return nil, err
+	}
+	rec, err := encodeToken(t)
+	if err != nil {
+		return nil, fmt.Errorf("token %q: %w", t.ID, err)
+	}
+	id := []byte(t.ID)
+	if oldKey, newKey := storage.NameKey(old.Name), storage.NameKey(t.Name); oldKey != newKey {
+		names := tx.Bucket(bucketTokenNames)
+		if names.Get([]byte(newKey)) != nil {
+			return nil, fmt.Errorf("token %q: name %q: %w", t.ID, t.Name, storage.ErrNameTaken)
+		}
+		if err := names.Delete([]byte(oldKey)); err != nil {
+			return nil, err
+		}
+		if err := names.Put([]byte(newKey), id); err != nil {
+			return nil, err
+		}
+	}
+	if !bytes.Equal(old.SecretHash, t.SecretHash) {
+		hashes := tx.Bucket(bucketTokenHashes)
+		if hashes.Get(t.SecretHash) != nil {
+			return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrHashTaken)
+		}
+		if err := hashes.Delete(old.SecretHash); err != nil {
+			return nil, err
+		}
+		if err := hashes.Put(t.SecretHash, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Bucket(bucketTokens).Put(id, rec); err != nil {
+		return nil, err
+	}
+	return decodeToken(rec)
+}
+
+// deleteToken removes a stored token and its index entries.
+func deleteToken(tx *bbolt.Tx, t *storage.Token) error {
+	for _, e := range []struct {
+		bucket []byte
+		key    []byte
+	}{
+		{bucketTokens, []byte(t.ID)},
+		{bucketTokenNames, []byte(storage.NameKey(t.Name))},
+		{bucketTokenHashes, t.SecretHash},
+		{bucketTokenCreated, createdKey(t.CreateTime, t.ID)},
+	} {
+		if err := tx.Bucket(e.bucket).Delete(e.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: no token with that id.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrNameTaken: another token already has that name (compared case-insensitively).
+	ErrNameTaken = errors.New("storage: name already taken")
+	// ErrHashTaken: another token already has that secret hash. With 256-bit
+	// secrets this only happens through a bug, never by chance.
+	ErrHashTaken = errors.New("storage: secret hash already in use")
+	// ErrIDTaken: a token with that id already exists.
+	ErrIDTaken = errors.New("storage: id already in use")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("storage: closed")
+	// ErrCorrupt: a stored record could not be decoded.
+	ErrCorrupt = errors.New("storage: corrupt record")
+	// ErrBadCursor: a ListQuery.After cursor was not produced by a previous
+	// page of the same order.
+	ErrBadCursor = errors.New("storage: invalid page cursor")
+)
+
+// Kind says whom a token is for.
+type Kind uint8
+
+const (
+	KindAPI   Kind = 1 // checked by backends through Introspect
+	KindAdmin Kind = 2 // credentials for tokend's own API
+)
+
+// Type says which actions a token allows.
+type Type uint8
+
+const (
+	TypeReadOnly   Type = 1 // actions whose verb is find or findOne
+	TypeFullAccess Type = 2 // every action of its kind
+	TypeCustom     Type = 3 // exactly Token.Permissions
+)
+
+// Token is the stored record of an API or admin token. It never holds the
+// secret, only SecretHash, a keyed hash computed by the service.
+//
+// Values passed to and returned from a Store are owned by the caller: a Store
+// copies what it keeps and returns fresh values.
+type Token struct {
+	ID          string
+	Name        string // unique, compared case-insensitively (see NameKey)
+	Description string
+	Kind        Kind
+	Type        Type
+	Permissions []string      // custom type only
+	Lifespan    time.Duration // 0 = unlimited
+	ExpireTime  time.Time     // zero = never
+	CreateTime  time.Time
+	UpdateTime  time.Time
+	// LastUsedTime is the last flushed use; the service holds newer ones in memory.
+	LastUsedTime time.Time
+	SecretHash   []byte // keyed hash of the current secret; unique across tokens
+	SecretHint   string // prefix and last characters of the secret, safe to show
+}
+
+// Clone returns a deep copy of t.
+func (t *Token) Clone() *Token {
+	c := *t
+	c.Permissions = append([]string(nil), t.Permissions...)
+	c.SecretHash = append([]byte(nil), t.SecretHash...)
+	return &c
+}
+
+// Action is an entry of the API action catalog, registered by the backend that owns it.
+type Action struct {
+	ID           string
+	Description  string
+	RegisterTime time.Time // first registration
+}
+
+// Order names a listing order.
+type Order uint8
+
+const (
+	OrderByName           Order = iota // case-insensitive name, ascending
+	OrderByCreateTimeDesc              // newest first
+)
+
+// ListQuery selects a page of tokens.
+type ListQuery struct {
+	Order Order
+	// After is the opaque cursor returned as ListPage.Next by the previous
+	// page of the same query; empty for the first page.
+	After string
+	// Limit is the page size; it must be positive.
+	Limit int
+	// Filters; the zero value of each matches every token.
+	Kind         Kind
+	Type         Type
+	ExpireBefore time.Time // only tokens that expire strictly before this time (never-expiring ones never match)
+}
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	Tokens []*Token
+	Next   string // cursor of the next page; empty on the last page
+}
+
+// Change is one committed change to a token, as delivered by Store.Subscribe.
+type Change struct {
+	// Token is the token as committed; nil when the token was deleted.
+	Token *Token
+	// ID is the id of the changed token (set for deletes too).
+	ID string
+}
+
+// Store persists tokens and the action catalog. Implementations are safe for
+// concurrent use. Every acknowledged write is durable.
+type Store interface {
+	// CreateToken stores a new token, its name and its hash in one transaction.
+	// It returns ErrNameTaken, ErrIDTaken or ErrHashTaken and stores nothing
+	// when one of them is already in use.
+	CreateToken(ctx context.Context, t *Token) error
+
+	// GetToken returns the token with that id, or ErrNotFound.
+	GetToken(ctx context.Context, id string) (*Token, error)
+
+	// UpdateToken reads the token with that id, passes a copy to modify and
+	// stores the result, all in one transaction, and returns what was stored.
+	// modify may be called more than once (a distributed backend retries on
+	// conflict), so it must only compute from its argument. If modify returns
+	// an error nothing is stored and that error is returned as is. The ID and
+	// CreateTime cannot be changed. Returns ErrNotFound, ErrNameTaken or
+	// ErrHashTaken (nothing stored) when the new name or hash is in use.
+	UpdateToken(ctx context.Context, id string, modify func(*Token) error) (*Token, error)
+
+	// DeleteToken removes the token, its name and its hash in one
+	// transaction. Returns ErrNotFound if there is no such token.
+	DeleteToken(ctx context.Context, id string) error
+
+	// ListTokens returns one page of tokens matching q.
+	ListTokens(ctx context.Context, q ListQuery) (*ListPage, error)
+
+	// TouchLastUsed records last-use times in one transaction: each token's
+	// LastUsedTime becomes the later of its stored value and the given one.
+	// Unknown ids (deleted since) are skipped. It publishes no Change: last-use
+	// times are bookkeeping, not a change of the token.
+	TouchLastUsed(ctx context.Context, used map[string]time.Time) error
+
+	// Bootstrap stores tokens in one transaction if and only if the store has
+	// never been bootstrapped, and marks it as bootstrapped. It reports whether
+	// it did. Deleting every token afterwards does not make it bootstrap again.
+	Bootstrap(ctx context.Context, tokens []*Token) (bool, error)
+
+	// RegisterActions adds the actions to the catalog, or updates the
+	// description of those already there (RegisterTime is kept). Idempotent.
+	RegisterActions(ctx context.Context, actions []Action) error
+
+	// ListActions returns the whole catalog ordered by id.
+	ListActions(ctx context.Context) ([]Action, error)
+
+	// Subscribe calls apply with every stored token (as a Change with Token
+	// set), then with every change committed afterwards, in commit order,
+	// until ctx is done. It returns once the stored tokens have been replayed:
+	// from then on a write acknowledged by this store has been applied before
+	// the write returns, and a write by another replica (distributed
+	// backends) as soon as it is seen. apply is never called concurrently
+	// with itself and must not call back into the Store.
+	Subscribe(ctx context.Context, apply func(Change)) error
+
+	// Ping reports whether the store can serve reads and writes.
+	Ping(ctx context.Context) error
+
+	// Close releases the store. Further calls return ErrClosed.
+	Close() error
+}
+
+// NameKey is the form under which a name is unique: two names with the same
+// key cannot both be in use.
+func NameKey(name string) string {
+	return strings.ToLower(name)
+}
