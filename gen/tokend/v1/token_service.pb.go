@@ -192,6 +192,75 @@ func (InactiveReason) EnumDescriptor() ([]byte, []int) {
 	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{2}
 }
 
+// AuditOperation is the kind of change an audit event records.
+type AuditOperation int32
+
+const (
+	// Never recorded.
+	AuditOperation_AUDIT_OPERATION_UNSPECIFIED AuditOperation = 0
+	// First start: the root admin token and the default API tokens.
+	AuditOperation_AUDIT_OPERATION_BOOTSTRAP AuditOperation = 1
+	// A token was created.
+	AuditOperation_AUDIT_OPERATION_CREATE_TOKEN AuditOperation = 2
+	// A token was edited.
+	AuditOperation_AUDIT_OPERATION_UPDATE_TOKEN AuditOperation = 3
+	// A token was deleted.
+	AuditOperation_AUDIT_OPERATION_DELETE_TOKEN AuditOperation = 4
+	// A token was given a new secret.
+	AuditOperation_AUDIT_OPERATION_REGENERATE_TOKEN AuditOperation = 5
+	// API actions were registered.
+	AuditOperation_AUDIT_OPERATION_REGISTER_ACTIONS AuditOperation = 6
+)
+
+// Enum value maps for AuditOperation.
+var (
+	AuditOperation_name = map[int32]string{
+		0: "AUDIT_OPERATION_UNSPECIFIED",
+		1: "AUDIT_OPERATION_BOOTSTRAP",
+		2: "AUDIT_OPERATION_CREATE_TOKEN",
+		3: "AUDIT_OPERATION_UPDATE_TOKEN",
+		4: "AUDIT_OPERATION_DELETE_TOKEN",
+		5: "AUDIT_OPERATION_REGENERATE_TOKEN",
+		6: "AUDIT_OPERATION_REGISTER_ACTIONS",
+	}
+	AuditOperation_value = map[string]int32{
+		"AUDIT_OPERATION_UNSPECIFIED":      0,
+		"AUDIT_OPERATION_BOOTSTRAP":        1,
+		"AUDIT_OPERATION_CREATE_TOKEN":     2,
+		"AUDIT_OPERATION_UPDATE_TOKEN":     3,
+		"AUDIT_OPERATION_DELETE_TOKEN":     4,
+		"AUDIT_OPERATION_REGENERATE_TOKEN": 5,
+		"AUDIT_OPERATION_REGISTER_ACTIONS": 6,
+	}
+)
+
+func (x AuditOperation) Enum() *AuditOperation {
+	p := new(AuditOperation)
+	*p = x
+	return p
+}
+
+func (x AuditOperation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuditOperation) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokend_v1_token_service_proto_enumTypes[3].Descriptor()
+}
+
+func (AuditOperation) Type() protoreflect.EnumType {
+	return &file_tokend_v1_token_service_proto_enumTypes[3]
+}
+
+func (x AuditOperation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuditOperation.Descriptor instead.
+func (AuditOperation) EnumDescriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{3}
+}
+
 // Token is an API or admin token. Its secret is never part of it.
 type Token struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -224,9 +293,12 @@ type Token struct {
 	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	// The secret's prefix and last four characters, enough to recognise it and
 	// never enough to use it. Output only.
-	SecretHint    string `protobuf:"bytes,12,opt,name=secret_hint,json=secretHint,proto3" json:"secret_hint,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SecretHint string `protobuf:"bytes,12,opt,name=secret_hint,json=secretHint,proto3" json:"secret_hint,omitempty"`
+	// While a rotation's grace period runs (see RegenerateTokenRequest), when
+	// the previous secret stops working; unset otherwise. Output only.
+	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Token) Reset() {
@@ -341,6 +413,13 @@ func (x *Token) GetSecretHint() string {
 		return x.SecretHint
 	}
 	return ""
+}
+
+func (x *Token) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpireTime
+	}
+	return nil
 }
 
 // CreateTokenRequest creates a token.
@@ -873,7 +952,11 @@ func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
 type RegenerateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The token's id.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the previous secret keeps working beside the new one, so that
+	// clients can switch without downtime; at most 24 hours. Unset: the
+	// previous secret stops working at once.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -913,6 +996,13 @@ func (x *RegenerateTokenRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *RegenerateTokenRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
 }
 
 // RegenerateTokenResponse carries the token and its new secret.
@@ -1038,8 +1128,12 @@ type IntrospectTokenResponse struct {
 	Allowed bool `protobuf:"varint,4,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	// The requested actions the token may not perform, when active.
 	DeniedActions []string `protobuf:"bytes,5,rep,name=denied_actions,json=deniedActions,proto3" json:"denied_actions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The token was presented with its previous secret, which stops working at
+	// token.previous_secret_expire_time: its holder should switch to the new
+	// one.
+	PreviousSecret bool `protobuf:"varint,6,opt,name=previous_secret,json=previousSecret,proto3" json:"previous_secret,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *IntrospectTokenResponse) Reset() {
@@ -1105,6 +1199,13 @@ func (x *IntrospectTokenResponse) GetDeniedActions() []string {
 		return x.DeniedActions
 	}
 	return nil
+}
+
+func (x *IntrospectTokenResponse) GetPreviousSecret() bool {
+	if x != nil {
+		return x.PreviousSecret
+	}
+	return false
 }
 
 // Action is an entry of an action catalog.
@@ -1366,11 +1467,241 @@ func (x *ListActionsResponse) GetActions() []*Action {
 	return nil
 }
 
+// AuditEvent records one change, in the same transaction as the change. It
+// never holds a secret.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque, unique; events sort newest first.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the change was committed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The admin token that made the change; empty for the first start.
+	CallerId string `protobuf:"bytes,3,opt,name=caller_id,json=callerId,proto3" json:"caller_id,omitempty"`
+	// That token's name at the time.
+	CallerName string `protobuf:"bytes,4,opt,name=caller_name,json=callerName,proto3" json:"caller_name,omitempty"`
+	// What was done.
+	Operation AuditOperation `protobuf:"varint,5,opt,name=operation,proto3,enum=tokend.v1.AuditOperation" json:"operation,omitempty"`
+	// The token changed; empty for action registrations.
+	TargetId string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// That token's name after the change (before it, for a delete).
+	TargetName string `protobuf:"bytes,7,opt,name=target_name,json=targetName,proto3" json:"target_name,omitempty"`
+	// The fields changed (for an update: its mask), or the action ids
+	// registered.
+	ChangedFields []string `protobuf:"bytes,8,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_tokend_v1_token_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tokend_v1_token_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetCallerId() string {
+	if x != nil {
+		return x.CallerId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetCallerName() string {
+	if x != nil {
+		return x.CallerName
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOperation() AuditOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return AuditOperation_AUDIT_OPERATION_UNSPECIFIED
+}
+
+func (x *AuditEvent) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTargetName() string {
+	if x != nil {
+		return x.TargetName
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetChangedFields() []string {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+// ListAuditEventsRequest selects a page of the audit trail.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many events; 0 means 50; at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page of the same query.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only events about this token.
+	TargetId      string `protobuf:"bytes,3,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_tokend_v1_token_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokend_v1_token_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+// ListAuditEventsResponse is one page of the audit trail, newest first.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events of this page.
+	AuditEvents []*AuditEvent `protobuf:"bytes,1,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_tokend_v1_token_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokend_v1_token_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
+	if x != nil {
+		return x.AuditEvents
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_tokend_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtokend/v1/token_service.proto\x12\ttokend.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x04\n" +
+	"\x1dtokend/v1/token_service.proto\x12\ttokend.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x04\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1388,7 +1719,8 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"updateTime\x12@\n" +
 	"\x0elast_used_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12\x1f\n" +
 	"\vsecret_hint\x18\f \x01(\tR\n" +
-	"secretHint\"<\n" +
+	"secretHint\x12Y\n" +
+	"\x1bprevious_secret_expire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"<\n" +
 	"\x12CreateTokenRequest\x12&\n" +
 	"\x05token\x18\x01 \x01(\v2\x10.tokend.v1.TokenR\x05token\"U\n" +
 	"\x13CreateTokenResponse\x12&\n" +
@@ -1417,21 +1749,23 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\v2\x10.tokend.v1.TokenR\x05token\"$\n" +
 	"\x12DeleteTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13DeleteTokenResponse\"(\n" +
+	"\x13DeleteTokenResponse\"f\n" +
 	"\x16RegenerateTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"Y\n" +
 	"\x17RegenerateTokenResponse\x12&\n" +
 	"\x05token\x18\x01 \x01(\v2\x10.tokend.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"H\n" +
 	"\x16IntrospectTokenRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
-	"\aactions\x18\x02 \x03(\tR\aactions\"\xde\x01\n" +
+	"\aactions\x18\x02 \x03(\tR\aactions\"\x87\x02\n" +
 	"\x17IntrospectTokenResponse\x12\x16\n" +
 	"\x06active\x18\x01 \x01(\bR\x06active\x12B\n" +
 	"\x0finactive_reason\x18\x02 \x01(\x0e2\x19.tokend.v1.InactiveReasonR\x0einactiveReason\x12&\n" +
 	"\x05token\x18\x03 \x01(\v2\x10.tokend.v1.TokenR\x05token\x12\x18\n" +
 	"\aallowed\x18\x04 \x01(\bR\aallowed\x12%\n" +
-	"\x0edenied_actions\x18\x05 \x03(\tR\rdeniedActions\"h\n" +
+	"\x0edenied_actions\x18\x05 \x03(\tR\rdeniedActions\x12'\n" +
+	"\x0fprevious_secret\x18\x06 \x01(\bR\x0epreviousSecret\"h\n" +
 	"\x06Action\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x18\n" +
@@ -1444,7 +1778,27 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x12ListActionsRequest\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.tokend.v1.TokenKindR\x04kind\"B\n" +
 	"\x13ListActionsResponse\x12+\n" +
-	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions*Q\n" +
+	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\"\xa8\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\tcaller_id\x18\x03 \x01(\tR\bcallerId\x12\x1f\n" +
+	"\vcaller_name\x18\x04 \x01(\tR\n" +
+	"callerName\x127\n" +
+	"\toperation\x18\x05 \x01(\x0e2\x19.tokend.v1.AuditOperationR\toperation\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\tR\btargetId\x12\x1f\n" +
+	"\vtarget_name\x18\a \x01(\tR\n" +
+	"targetName\x12%\n" +
+	"\x0echanged_fields\x18\b \x03(\tR\rchangedFields\"q\n" +
+	"\x16ListAuditEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1b\n" +
+	"\ttarget_id\x18\x03 \x01(\tR\btargetId\"{\n" +
+	"\x17ListAuditEventsResponse\x128\n" +
+	"\faudit_events\x18\x01 \x03(\v2\x15.tokend.v1.AuditEventR\vauditEvents\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*Q\n" +
 	"\tTokenKind\x12\x1a\n" +
 	"\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTOKEN_KIND_API\x10\x01\x12\x14\n" +
@@ -1458,7 +1812,15 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x1bINACTIVE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19INACTIVE_REASON_MALFORMED\x10\x01\x12\x1d\n" +
 	"\x19INACTIVE_REASON_NOT_FOUND\x10\x02\x12\x1b\n" +
-	"\x17INACTIVE_REASON_EXPIRED\x10\x032\xe4\x05\n" +
+	"\x17INACTIVE_REASON_EXPIRED\x10\x03*\x82\x02\n" +
+	"\x0eAuditOperation\x12\x1f\n" +
+	"\x1bAUDIT_OPERATION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19AUDIT_OPERATION_BOOTSTRAP\x10\x01\x12 \n" +
+	"\x1cAUDIT_OPERATION_CREATE_TOKEN\x10\x02\x12 \n" +
+	"\x1cAUDIT_OPERATION_UPDATE_TOKEN\x10\x03\x12 \n" +
+	"\x1cAUDIT_OPERATION_DELETE_TOKEN\x10\x04\x12$\n" +
+	" AUDIT_OPERATION_REGENERATE_TOKEN\x10\x05\x12$\n" +
+	" AUDIT_OPERATION_REGISTER_ACTIONS\x10\x062\xbe\x06\n" +
 	"\fTokenService\x12L\n" +
 	"\vCreateToken\x12\x1d.tokend.v1.CreateTokenRequest\x1a\x1e.tokend.v1.CreateTokenResponse\x12C\n" +
 	"\bGetToken\x12\x1a.tokend.v1.GetTokenRequest\x1a\x1b.tokend.v1.GetTokenResponse\x12I\n" +
@@ -1469,7 +1831,8 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x0fRegenerateToken\x12!.tokend.v1.RegenerateTokenRequest\x1a\".tokend.v1.RegenerateTokenResponse\x12X\n" +
 	"\x0fIntrospectToken\x12!.tokend.v1.IntrospectTokenRequest\x1a\".tokend.v1.IntrospectTokenResponse\x12X\n" +
 	"\x0fRegisterActions\x12!.tokend.v1.RegisterActionsRequest\x1a\".tokend.v1.RegisterActionsResponse\x12L\n" +
-	"\vListActions\x12\x1d.tokend.v1.ListActionsRequest\x1a\x1e.tokend.v1.ListActionsResponseB1Z/github.com/tokend/tokend/gen/tokend/v1;tokendv1b\x06proto3"
+	"\vListActions\x12\x1d.tokend.v1.ListActionsRequest\x1a\x1e.tokend.v1.ListActionsResponse\x12X\n" +
+	"\x0fListAuditEvents\x12!.tokend.v1.ListAuditEventsRequest\x1a\".tokend.v1.ListAuditEventsResponseB1Z/github.com/tokend/tokend/gen/tokend/v1;tokendv1b\x06proto3"
 
 var (
 	file_tokend_v1_token_service_proto_rawDescOnce sync.Once
@@ -1483,84 +1846,95 @@ func file_tokend_v1_token_service_proto_rawDescGZIP() []byte {
 	return file_tokend_v1_token_service_proto_rawDescData
 }
 
-var file_tokend_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tokend_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tokend_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tokend_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tokend_v1_token_service_proto_goTypes = []any{
 	(TokenKind)(0),                  // 0: tokend.v1.TokenKind
 	(TokenType)(0),                  // 1: tokend.v1.TokenType
 	(InactiveReason)(0),             // 2: tokend.v1.InactiveReason
-	(*Token)(nil),                   // 3: tokend.v1.Token
-	(*CreateTokenRequest)(nil),      // 4: tokend.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),     // 5: tokend.v1.CreateTokenResponse
-	(*GetTokenRequest)(nil),         // 6: tokend.v1.GetTokenRequest
-	(*GetTokenResponse)(nil),        // 7: tokend.v1.GetTokenResponse
-	(*ListTokensRequest)(nil),       // 8: tokend.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),      // 9: tokend.v1.ListTokensResponse
-	(*UpdateTokenRequest)(nil),      // 10: tokend.v1.UpdateTokenRequest
-	(*UpdateTokenResponse)(nil),     // 11: tokend.v1.UpdateTokenResponse
-	(*DeleteTokenRequest)(nil),      // 12: tokend.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),     // 13: tokend.v1.DeleteTokenResponse
-	(*RegenerateTokenRequest)(nil),  // 14: tokend.v1.RegenerateTokenRequest
-	(*RegenerateTokenResponse)(nil), // 15: tokend.v1.RegenerateTokenResponse
-	(*IntrospectTokenRequest)(nil),  // 16: tokend.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil), // 17: tokend.v1.IntrospectTokenResponse
-	(*Action)(nil),                  // 18: tokend.v1.Action
-	(*RegisterActionsRequest)(nil),  // 19: tokend.v1.RegisterActionsRequest
-	(*RegisterActionsResponse)(nil), // 20: tokend.v1.RegisterActionsResponse
-	(*ListActionsRequest)(nil),      // 21: tokend.v1.ListActionsRequest
-	(*ListActionsResponse)(nil),     // 22: tokend.v1.ListActionsResponse
-	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 25: google.protobuf.FieldMask
+	(AuditOperation)(0),             // 3: tokend.v1.AuditOperation
+	(*Token)(nil),                   // 4: tokend.v1.Token
+	(*CreateTokenRequest)(nil),      // 5: tokend.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),     // 6: tokend.v1.CreateTokenResponse
+	(*GetTokenRequest)(nil),         // 7: tokend.v1.GetTokenRequest
+	(*GetTokenResponse)(nil),        // 8: tokend.v1.GetTokenResponse
+	(*ListTokensRequest)(nil),       // 9: tokend.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),      // 10: tokend.v1.ListTokensResponse
+	(*UpdateTokenRequest)(nil),      // 11: tokend.v1.UpdateTokenRequest
+	(*UpdateTokenResponse)(nil),     // 12: tokend.v1.UpdateTokenResponse
+	(*DeleteTokenRequest)(nil),      // 13: tokend.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),     // 14: tokend.v1.DeleteTokenResponse
+	(*RegenerateTokenRequest)(nil),  // 15: tokend.v1.RegenerateTokenRequest
+	(*RegenerateTokenResponse)(nil), // 16: tokend.v1.RegenerateTokenResponse
+	(*IntrospectTokenRequest)(nil),  // 17: tokend.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil), // 18: tokend.v1.IntrospectTokenResponse
+	(*Action)(nil),                  // 19: tokend.v1.Action
+	(*RegisterActionsRequest)(nil),  // 20: tokend.v1.RegisterActionsRequest
+	(*RegisterActionsResponse)(nil), // 21: tokend.v1.RegisterActionsResponse
+	(*ListActionsRequest)(nil),      // 22: tokend.v1.ListActionsRequest
+	(*ListActionsResponse)(nil),     // 23: tokend.v1.ListActionsResponse
+	(*AuditEvent)(nil),              // 24: tokend.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),  // 25: tokend.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil), // 26: tokend.v1.ListAuditEventsResponse
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 29: google.protobuf.FieldMask
 }
 var file_tokend_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: tokend.v1.Token.kind:type_name -> tokend.v1.TokenKind
 	1,  // 1: tokend.v1.Token.type:type_name -> tokend.v1.TokenType
-	23, // 2: tokend.v1.Token.lifespan:type_name -> google.protobuf.Duration
-	24, // 3: tokend.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 4: tokend.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	24, // 5: tokend.v1.Token.update_time:type_name -> google.protobuf.Timestamp
-	24, // 6: tokend.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	3,  // 7: tokend.v1.CreateTokenRequest.token:type_name -> tokend.v1.Token
-	3,  // 8: tokend.v1.CreateTokenResponse.token:type_name -> tokend.v1.Token
-	3,  // 9: tokend.v1.GetTokenResponse.token:type_name -> tokend.v1.Token
-	0,  // 10: tokend.v1.ListTokensRequest.kind:type_name -> tokend.v1.TokenKind
-	1,  // 11: tokend.v1.ListTokensRequest.type:type_name -> tokend.v1.TokenType
-	24, // 12: tokend.v1.ListTokensRequest.expire_before:type_name -> google.protobuf.Timestamp
-	3,  // 13: tokend.v1.ListTokensResponse.tokens:type_name -> tokend.v1.Token
-	3,  // 14: tokend.v1.UpdateTokenRequest.token:type_name -> tokend.v1.Token
-	25, // 15: tokend.v1.UpdateTokenRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 16: tokend.v1.UpdateTokenResponse.token:type_name -> tokend.v1.Token
-	3,  // 17: tokend.v1.RegenerateTokenResponse.token:type_name -> tokend.v1.Token
-	2,  // 18: tokend.v1.IntrospectTokenResponse.inactive_reason:type_name -> tokend.v1.InactiveReason
-	3,  // 19: tokend.v1.IntrospectTokenResponse.token:type_name -> tokend.v1.Token
-	18, // 20: tokend.v1.RegisterActionsRequest.actions:type_name -> tokend.v1.Action
-	18, // 21: tokend.v1.RegisterActionsResponse.actions:type_name -> tokend.v1.Action
-	0,  // 22: tokend.v1.ListActionsRequest.kind:type_name -> tokend.v1.TokenKind
-	18, // 23: tokend.v1.ListActionsResponse.actions:type_name -> tokend.v1.Action
-	4,  // 24: tokend.v1.TokenService.CreateToken:input_type -> tokend.v1.CreateTokenRequest
-	6,  // 25: tokend.v1.TokenService.GetToken:input_type -> tokend.v1.GetTokenRequest
-	8,  // 26: tokend.v1.TokenService.ListTokens:input_type -> tokend.v1.ListTokensRequest
-	10, // 27: tokend.v1.TokenService.UpdateToken:input_type -> tokend.v1.UpdateTokenRequest
-	12, // 28: tokend.v1.TokenService.DeleteToken:input_type -> tokend.v1.DeleteTokenRequest
-	14, // 29: tokend.v1.TokenService.RegenerateToken:input_type -> tokend.v1.RegenerateTokenRequest
-	16, // 30: tokend.v1.TokenService.IntrospectToken:input_type -> tokend.v1.IntrospectTokenRequest
-	19, // 31: tokend.v1.TokenService.RegisterActions:input_type -> tokend.v1.RegisterActionsRequest
-	21, // 32: tokend.v1.TokenService.ListActions:input_type -> tokend.v1.ListActionsRequest
-	5,  // 33: tokend.v1.TokenService.CreateToken:output_type -> tokend.v1.CreateTokenResponse
-	7,  // 34: tokend.v1.TokenService.GetToken:output_type -> tokend.v1.GetTokenResponse
-	9,  // 35: tokend.v1.TokenService.ListTokens:output_type -> tokend.v1.ListTokensResponse
-	11, // 36: tokend.v1.TokenService.UpdateToken:output_type -> tokend.v1.UpdateTokenResponse
-	13, // 37: tokend.v1.TokenService.DeleteToken:output_type -> tokend.v1.DeleteTokenResponse
-	15, // 38: tokend.v1.TokenService.RegenerateToken:output_type -> tokend.v1.RegenerateTokenResponse
-	17, // 39: tokend.v1.TokenService.IntrospectToken:output_type -> tokend.v1.IntrospectTokenResponse
-	20, // 40: tokend.v1.TokenService.RegisterActions:output_type -> tokend.v1.RegisterActionsResponse
-	22, // 41: tokend.v1.TokenService.ListActions:output_type -> tokend.v1.ListActionsResponse
-	33, // [33:42] is the sub-list for method output_type
-	24, // [24:33] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	27, // 2: tokend.v1.Token.lifespan:type_name -> google.protobuf.Duration
+	28, // 3: tokend.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 4: tokend.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	28, // 5: tokend.v1.Token.update_time:type_name -> google.protobuf.Timestamp
+	28, // 6: tokend.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	28, // 7: tokend.v1.Token.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: tokend.v1.CreateTokenRequest.token:type_name -> tokend.v1.Token
+	4,  // 9: tokend.v1.CreateTokenResponse.token:type_name -> tokend.v1.Token
+	4,  // 10: tokend.v1.GetTokenResponse.token:type_name -> tokend.v1.Token
+	0,  // 11: tokend.v1.ListTokensRequest.kind:type_name -> tokend.v1.TokenKind
+	1,  // 12: tokend.v1.ListTokensRequest.type:type_name -> tokend.v1.TokenType
+	28, // 13: tokend.v1.ListTokensRequest.expire_before:type_name -> google.protobuf.Timestamp
+	4,  // 14: tokend.v1.ListTokensResponse.tokens:type_name -> tokend.v1.Token
+	4,  // 15: tokend.v1.UpdateTokenRequest.token:type_name -> tokend.v1.Token
+	29, // 16: tokend.v1.UpdateTokenRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 17: tokend.v1.UpdateTokenResponse.token:type_name -> tokend.v1.Token
+	27, // 18: tokend.v1.RegenerateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	4,  // 19: tokend.v1.RegenerateTokenResponse.token:type_name -> tokend.v1.Token
+	2,  // 20: tokend.v1.IntrospectTokenResponse.inactive_reason:type_name -> tokend.v1.InactiveReason
+	4,  // 21: tokend.v1.IntrospectTokenResponse.token:type_name -> tokend.v1.Token
+	19, // 22: tokend.v1.RegisterActionsRequest.actions:type_name -> tokend.v1.Action
+	19, // 23: tokend.v1.RegisterActionsResponse.actions:type_name -> tokend.v1.Action
+	0,  // 24: tokend.v1.ListActionsRequest.kind:type_name -> tokend.v1.TokenKind
+	19, // 25: tokend.v1.ListActionsResponse.actions:type_name -> tokend.v1.Action
+	28, // 26: tokend.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 27: tokend.v1.AuditEvent.operation:type_name -> tokend.v1.AuditOperation
+	24, // 28: tokend.v1.ListAuditEventsResponse.audit_events:type_name -> tokend.v1.AuditEvent
+	5,  // 29: tokend.v1.TokenService.CreateToken:input_type -> tokend.v1.CreateTokenRequest
+	7,  // 30: tokend.v1.TokenService.GetToken:input_type -> tokend.v1.GetTokenRequest
+	9,  // 31: tokend.v1.TokenService.ListTokens:input_type -> tokend.v1.ListTokensRequest
+	11, // 32: tokend.v1.TokenService.UpdateToken:input_type -> tokend.v1.UpdateTokenRequest
+	13, // 33: tokend.v1.TokenService.DeleteToken:input_type -> tokend.v1.DeleteTokenRequest
+	15, // 34: tokend.v1.TokenService.RegenerateToken:input_type -> tokend.v1.RegenerateTokenRequest
+	17, // 35: tokend.v1.TokenService.IntrospectToken:input_type -> tokend.v1.IntrospectTokenRequest
+	20, // 36: tokend.v1.TokenService.RegisterActions:input_type -> tokend.v1.RegisterActionsRequest
+	22, // 37: tokend.v1.TokenService.ListActions:input_type -> tokend.v1.ListActionsRequest
+	25, // 38: tokend.v1.TokenService.ListAuditEvents:input_type -> tokend.v1.ListAuditEventsRequest
+	6,  // 39: tokend.v1.TokenService.CreateToken:output_type -> tokend.v1.CreateTokenResponse
+	8,  // 40: tokend.v1.TokenService.GetToken:output_type -> tokend.v1.GetTokenResponse
+	10, // 41: tokend.v1.TokenService.ListTokens:output_type -> tokend.v1.ListTokensResponse
+	12, // 42: tokend.v1.TokenService.UpdateToken:output_type -> tokend.v1.UpdateTokenResponse
+	14, // 43: tokend.v1.TokenService.DeleteToken:output_type -> tokend.v1.DeleteTokenResponse
+	16, // 44: tokend.v1.TokenService.RegenerateToken:output_type -> tokend.v1.RegenerateTokenResponse
+	18, // 45: tokend.v1.TokenService.IntrospectToken:output_type -> tokend.v1.IntrospectTokenResponse
+	21, // 46: tokend.v1.TokenService.RegisterActions:output_type -> tokend.v1.RegisterActionsResponse
+	23, // 47: tokend.v1.TokenService.ListActions:output_type -> tokend.v1.ListActionsResponse
+	26, // 48: tokend.v1.TokenService.ListAuditEvents:output_type -> tokend.v1.ListAuditEventsResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tokend_v1_token_service_proto_init() }
@@ -1573,8 +1947,8 @@ func file_tokend_v1_token_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokend_v1_token_service_proto_rawDesc), len(file_tokend_v1_token_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   20,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

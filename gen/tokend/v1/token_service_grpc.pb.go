@@ -28,6 +28,7 @@ const (
 	TokenService_IntrospectToken_FullMethodName = "/tokend.v1.TokenService/IntrospectToken"
 	TokenService_RegisterActions_FullMethodName = "/tokend.v1.TokenService/RegisterActions"
 	TokenService_ListActions_FullMethodName     = "/tokend.v1.TokenService/ListActions"
+	TokenService_ListAuditEvents_FullMethodName = "/tokend.v1.TokenService/ListAuditEvents"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -69,6 +70,9 @@ type TokenServiceClient interface {
 	// ListActions lists the API action catalog, or the built-in admin actions.
 	// Requires tokend.action.find.
 	ListActions(ctx context.Context, in *ListActionsRequest, opts ...grpc.CallOption) (*ListActionsResponse, error)
+	// ListAuditEvents lists the audit trail, newest first. Requires
+	// tokend.audit.find.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -169,6 +173,16 @@ func (c *tokenServiceClient) ListActions(ctx context.Context, in *ListActionsReq
 	return out, nil
 }
 
+func (c *tokenServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -208,6 +222,9 @@ type TokenServiceServer interface {
 	// ListActions lists the API action catalog, or the built-in admin actions.
 	// Requires tokend.action.find.
 	ListActions(context.Context, *ListActionsRequest) (*ListActionsResponse, error)
+	// ListAuditEvents lists the audit trail, newest first. Requires
+	// tokend.audit.find.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -244,6 +261,9 @@ func (UnimplementedTokenServiceServer) RegisterActions(context.Context, *Registe
 }
 func (UnimplementedTokenServiceServer) ListActions(context.Context, *ListActionsRequest) (*ListActionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListActions not implemented")
+}
+func (UnimplementedTokenServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -428,6 +448,24 @@ func _TokenService_ListActions_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -470,6 +508,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListActions",
 			Handler:    _TokenService_ListActions_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _TokenService_ListAuditEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

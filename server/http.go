@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tokend/tokend"
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/service"
+)
+
+// NewHTTPHandler returns tokend's HTTP interface over svc: the REST gateway
+// under /v1/, /healthz, /readyz, /metrics and /openapi.json. It is what Start
+// serves; tests use it under httptest.
+func NewHTTPHandler(ctx context.Context, svc *service.Service, log *slog.Logger) (http.Handler, error) {
+	return newHTTPHandler(ctx, svc, newMetrics(svc), log, DefaultMaxBodyBytes)
+}
+
+func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *slog.Logger, maxBody int64) (http.Handler, error) {
+	gateway := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+			// Unknown fields are an error, not silently dropped: a typo in
+			// a field name must not look like success.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		// Only the Authorization header becomes metadata (the gateway passes
+		// it through by itself); nothing else a client sends does, so no
+		// other header can smuggle in a second credential.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			noteRPC(ctx)
+			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+		}),
+		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {
+			noteRPC(ctx)
+			return nil
+		}),
+	)
+	// The in-process registration skips gRPC interceptors, which is why
+	// authorization lives in the service methods themselves: both
+	// transports reach the same checks.
+	if err := tokendv1.RegisterTokenServiceHandlerServer(ctx, gateway, svc); err != nil {
+		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", limitBody(maxBody, gateway))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := svc.Ready(r.Context()); err != nil {
+			log.Warn("not ready", slog.Any("error", err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: store unavailable\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", m)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(tokend.OpenAPI)
+	})
+	return observeHTTP(log, m, securityHeaders(mux)), nil
+}
+
+// noteRPC records which RPC the gateway mapped a request to.
+func noteRPC(ctx context.Context) {
+	if rt := routeFrom(ctx); rt != nil {
+		if method, ok := runtime.RPCMethod(ctx); ok {
+			rt.rpc = method
+		}
+	}
+}
+
+// routingError answers requests the gateway has no route for: 405 (not the
+// gateway's default 501) when the path exists under another method.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		fmt.Fprintf(w, `{"code":%d,"message":"method %s not allowed on this path","details":[]}`+"\n", codes.Unimplemented, r.Method)
+		return
+	}
+	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+}
+
+// limitBody refuses bodies larger than max: announced ones with 413 before
+// reading, others when the reader crosses the limit.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"code":%d,"message":"request body larger than %d bytes","details":[]}`+"\n", codes.ResourceExhausted, max)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets headers every response should carry.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+

@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage/bolt"
+)
+
+// Config is everything Start needs. Zero values take the documented defaults.
+type Config struct {
+	GRPCAddr string // default ":9090"; ":0" picks a free port
+	HTTPAddr string // default ":8080"
+	DataDir  string // default "./data"; holds tokend.db and, by default, hash.key
+	// RootTokenFile receives the root admin secret on first start (mode
+	// 0600); when empty the secret is printed once to Stderr.
+	RootTokenFile string
+	// HashKeyFile holds the HMAC key of secrets; default DataDir/hash.key,
+	// generated on first start.
+	HashKeyFile   string
+	Lifespans     []time.Duration // default service.DefaultLifespans
+	APIPrefix     string          // default "tkd"
+	AdminPrefix   string          // default "tkda"
+	FlushInterval time.Duration   // last-use flush period; default 1 minute
+	MaxBodyBytes  int64           // REST request body limit; default 1 MiB
+	Logger        *slog.Logger    // default: text on Stderr
+	Stderr        io.Writer       // where the root secret is printed; default os.Stderr
+}
+
+// Defaults for Config.
+const (
+	DefaultGRPCAddr     = ":9090"
+	DefaultHTTPAddr     = ":8080"
+	DefaultDataDir      = "./data"
+	DefaultMaxBodyBytes = 1 << 20
+	databaseFile        = "tokend.db"
+	hashKeyFile         = "hash.key"
+)
+
+// Server is a running tokend.
+type Server struct {
+	log        *slog.Logger
+	store      *bolt.Store
+	svc        *service.Service
+	grpcServer *grpc.Server
+	health     *health.Server
+	httpServer *http.Server
+	grpcLis    net.Listener
+	httpLis    net.Listener
+	stopFlush  context.CancelFunc
+	flushDone  chan struct{}
+	serveErr   chan error
+}
+
+// Start opens the store, bootstraps it on first start, and starts serving
+// gRPC and HTTP. It returns once both listeners are bound.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg = withDefaults(cfg)
+	s := &Server{log: cfg.Logger, serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.close(context.WithoutCancel(ctx))
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	key, err := loadOrCreateHashKey(cfg.HashKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	s.svc, err = service.New(ctx, service.Config{
+		Store:       s.store,
+		HashKey:     key,
+		APIPrefix:   cfg.APIPrefix,
+		AdminPrefix: cfg.AdminPrefix,
+		Lifespans:   cfg.Lifespans,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("tokens loaded", slog.Int("tokens", s.svc.TokenCount()), slog.Duration("took", time.Since(begin)))
+	if err := s.bootstrap(ctx, cfg); err != nil {
+		return nil, err
+	}
+
+	flushCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopFlush, s.flushDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.flushDone)
+		s.svc.RunFlusher(flushCtx, cfg.FlushInterval)
+	}()
+
+	m := newMetrics(s.svc)
+	s.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(unaryObserver(s.log, m)))
+	tokendv1.RegisterTokenServiceServer(s.grpcServer, s.svc)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpcServer, s.health)
+	reflection.Register(s.grpcServer)
+
+	handler, err := newHTTPHandler(ctx, s.svc, m, s.log, cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.httpServer = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("gRPC listener: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("HTTP listener: %w", err)
+	}
+	go func() { s.serveErr <- s.grpcServer.Serve(s.grpcLis) }()
+	go func() {
+		if err := s.httpServer.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+	s.log.Info("serving", slog.String("grpc", s.grpcLis.Addr().String()), slog.String("http", s.httpLis.Addr().String()))
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = DefaultGRPCAddr
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.HashKeyFile == "" {
+		cfg.HashKeyFile = filepath.Join(cfg.DataDir, hashKeyFile)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(cfg.Stderr, nil))
+	}
+	return cfg
+}
+
+// bootstrap creates the first tokens of a new store and hands the root
+// secret over, once.
+func (s *Server) bootstrap(ctx context.Context, cfg Config) error {
+	secret, err := s.svc.Bootstrap(ctx)
+	if err != nil || secret == "" {
+		return err
+	}
+	if cfg.RootTokenFile != "" {
+		// Replace a leftover file: the secret just created is the only one
+		// that works.
+		_ = os.Remove(cfg.RootTokenFile)
+		err := writeSecretFile(cfg.RootTokenFile, secret+"\n")
+		if err == nil {
+			s.log.Info("first start: root admin token written", slog.String("file", cfg.RootTokenFile))
+			return nil
+		}
+		// The store is bootstrapped already: losing the secret now would
+		// lock everyone out for good, so show it rather than fail.
+		s.log.Error("first start: could not write the root token file; printing the token instead", slog.Any("error", err))
+	}
+	fmt.Fprintf(cfg.Stderr, "\nFirst start: this is the root admin token. It is shown once and never again:\n\n    %s\n\n", secret)
+	return nil
+}
+
+// GRPCAddr returns the address the gRPC server listens on.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+
+// Service returns the running service.
+func (s *Server) Service() *service.Service { return s.svc }
+
+// Err returns a channel that receives an error if a server stops serving on
+// its own.
+func (s *Server) Err() <-chan error { return s.serveErr }
+
+// Shutdown stops taking requests, waits for in-flight ones until ctx is done
+// (then cuts them off), flushes last-use times and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.close(ctx)
+}
+
+func (s *Server) close(ctx context.Context) error {
+	var errs []error
+	if s.health != nil {
+		s.health.Shutdown()
+	}
+	if s.httpServer != nil {
+		if err := s.httpServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+			s.httpServer.Close()
+		}
+	} else if s.httpLis != nil {
+		s.httpLis.Close()
+	}
+	if s.grpcServer != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpcServer.Stop()
+			<-stopped
+		}
+	} else if s.grpcLis != nil {
+		s.grpcLis.Close()
+	}
+	if s.stopFlush != nil {
+		s.stopFlush()
+		<-s.flushDone
+	}
+	if s.svc != nil {
+		if err := s.svc.Close(context.WithoutCancel(ctx)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
