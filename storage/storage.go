@@ -22,8 +22,8 @@ var (
 	ErrClosed = errors.New("storage: closed")
 	// ErrCorrupt: a stored record could not be decoded.
 	ErrCorrupt = errors.New("storage: corrupt record")
-	// ErrBadCursor: a ListQuery.After cursor was not produced by a previous
-	// page of the same order.
+	// ErrBadCursor: a ListQuery.After or AuditQuery.After cursor was not
+	// issued by a previous page of the same kind of listing.
 	ErrBadCursor = errors.New("storage: invalid page cursor")
 )
 
@@ -64,6 +64,13 @@ type Token struct {
 	LastUsedTime time.Time
 	SecretHash   []byte // keyed hash of the current secret; unique across tokens
 	SecretHint   string // prefix and last characters of the secret, safe to show
+	// PreviousSecretHash is the keyed hash of the secret replaced by the
+	// last regeneration, kept while its grace period runs (until
+	// PreviousExpireTime); nil or empty when there is none. It is indexed
+	// like SecretHash and unique across both (a token whose two hashes are
+	// equal is refused with ErrHashTaken).
+	PreviousSecretHash []byte
+	PreviousExpireTime time.Time
 }
 
 // Clone returns a deep copy of t.
@@ -71,6 +78,9 @@ func (t *Token) Clone() *Token {
 	c := *t
 	c.Permissions = append([]string(nil), t.Permissions...)
 	c.SecretHash = append([]byte(nil), t.SecretHash...)
+	if t.PreviousSecretHash != nil {
+		c.PreviousSecretHash = append([]byte(nil), t.PreviousSecretHash...)
+	}
 	return &c
 }
 
@@ -79,6 +89,47 @@ type Action struct {
 	ID           string
 	Description  string
 	RegisterTime time.Time // first registration
+}
+
+// AuditOperation is the kind of change an audit event records.
+type AuditOperation uint8
+
+const (
+	AuditBootstrap       AuditOperation = 1
+	AuditCreateToken     AuditOperation = 2
+	AuditUpdateToken     AuditOperation = 3
+	AuditDeleteToken     AuditOperation = 4
+	AuditRegenerateToken AuditOperation = 5
+	AuditRegisterActions AuditOperation = 6
+)
+
+// AuditEvent records one change. A Store writes it in the same transaction
+// as the change it describes, so the trail has an entry for every committed
+// change and none for a failed one. It never holds a secret or a hash.
+type AuditEvent struct {
+	// ID is assigned by the Store when it records the event: unique, and
+	// ordering events by ID orders them by commit.
+	ID         string
+	Time       time.Time
+	CallerID   string // the admin token that made the change; "" at bootstrap
+	CallerName string
+	Operation  AuditOperation
+	TargetID   string // the token changed; "" for action registrations
+	TargetName string
+	Fields     []string // fields changed, or the action ids registered
+}
+
+// AuditQuery selects a page of audit events, newest first.
+type AuditQuery struct {
+	After    string // cursor from the previous page's AuditPage.Next; "" for the first
+	Limit    int    // page size; must be positive
+	TargetID string // only events about this token; "" for all
+}
+
+// AuditPage is one page of audit events.
+type AuditPage struct {
+	Events []*AuditEvent
+	Next   string // cursor of the next page; empty on the last page
 }
 
 // Order names a listing order.
@@ -120,10 +171,15 @@ type Change struct {
 // Store persists tokens and the action catalog. Implementations are safe for
 // concurrent use. Every acknowledged write is durable.
 type Store interface {
+	// Every write takes an optional audit event (nil for none), stored in
+	// the write's transaction with its ID set; Time and the other fields
+	// are the caller's. UpdateToken reads the event after modify returns,
+	// so modify may fill it in.
+
 	// CreateToken stores a new token, its name and its hash in one transaction.
 	// It returns ErrNameTaken, ErrIDTaken or ErrHashTaken and stores nothing
 	// when one of them is already in use.
-	CreateToken(ctx context.Context, t *Token) error
+	CreateToken(ctx context.Context, t *Token, audit *AuditEvent) error
 
 	// GetToken returns the token with that id, or ErrNotFound.
 	GetToken(ctx context.Context, id string) (*Token, error)
@@ -135,11 +191,15 @@ type Store interface {
 	// an error nothing is stored and that error is returned as is. The ID and
 	// CreateTime cannot be changed. Returns ErrNotFound, ErrNameTaken or
 	// ErrHashTaken (nothing stored) when the new name or hash is in use.
-	UpdateToken(ctx context.Context, id string, modify func(*Token) error) (*Token, error)
+	UpdateToken(ctx context.Context, id string, modify func(*Token) error, audit *AuditEvent) (*Token, error)
 
-	// DeleteToken removes the token, its name and its hash in one
-	// transaction. Returns ErrNotFound if there is no such token.
-	DeleteToken(ctx context.Context, id string) error
+	// DeleteToken removes the token, its name and its hashes in one
+	// transaction. If check is not nil it is called in that transaction
+	// with a copy of the token, and an error it returns is returned as is
+	// with nothing deleted (the service re-checks its permission rules on
+	// the token as it is at deletion). check may be called more than once.
+	// Returns ErrNotFound if there is no such token.
+	DeleteToken(ctx context.Context, id string, check func(*Token) error, audit *AuditEvent) error
 
 	// ListTokens returns one page of tokens matching q.
 	ListTokens(ctx context.Context, q ListQuery) (*ListPage, error)
@@ -153,14 +213,22 @@ type Store interface {
 	// Bootstrap stores tokens in one transaction if and only if the store has
 	// never been bootstrapped, and marks it as bootstrapped. It reports whether
 	// it did. Deleting every token afterwards does not make it bootstrap again.
-	Bootstrap(ctx context.Context, tokens []*Token) (bool, error)
+	Bootstrap(ctx context.Context, tokens []*Token, audit *AuditEvent) (bool, error)
 
 	// RegisterActions adds the actions to the catalog, or updates the
 	// description of those already there (RegisterTime is kept). Idempotent.
-	RegisterActions(ctx context.Context, actions []Action) error
+	RegisterActions(ctx context.Context, actions []Action, audit *AuditEvent) error
 
 	// ListActions returns the whole catalog ordered by id.
 	ListActions(ctx context.Context) ([]Action, error)
+
+	// ListAuditEvents returns one page of audit events, newest first.
+	// Returns ErrBadCursor for a cursor it did not issue.
+	ListAuditEvents(ctx context.Context, q AuditQuery) (*AuditPage, error)
+
+	// PruneAuditEvents deletes the events recorded before the given time and
+	// returns how many it deleted.
+	PruneAuditEvents(ctx context.Context, before time.Time) (int, error)
 
 	// Subscribe calls apply with every stored token (as a Change with Token
 	// set), then with every change committed afterwards, in commit order,

@@ -1,8 +1,10 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -64,6 +66,22 @@ func sampleToken() *storage.Token {
 		LastUsedTime: utc(1_850_000_000_000_000_000),
 		SecretHash:   []byte{0, 1, 2, 3, 0xff},
 		SecretHint:   "tkda_AbC...wxyz",
+
+		PreviousSecretHash: []byte{0xff, 3, 2, 1, 0},
+		PreviousExpireTime: utc(1_800_000_100_000_000_000).Add(time.Hour),
+	}
+}
+
+// sampleEvent returns an audit event about sampleToken with every field set.
+func sampleEvent() *storage.AuditEvent {
+	return &storage.AuditEvent{
+		Time:       utc(1_800_000_100_000_000_000),
+		CallerID:   "adm_1",
+		CallerName: "Root",
+		Operation:  storage.AuditRegenerateToken,
+		TargetID:   "tok_1",
+		TargetName: "Deploy bot",
+		Fields:     []string{"secret_hint", "expire_time"},
 	}
 }
 
@@ -76,11 +94,11 @@ func TestOpenPersistsAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := sampleToken()
-	if did, err := s.Bootstrap(ctx, []*storage.Token{tok}); err != nil || !did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{tok}, nil); err != nil || !did {
 		t.Fatalf("Bootstrap = %v, %v", did, err)
 	}
 	actions := []storage.Action{{ID: "api::a.a.find", Description: "find a"}, {ID: "api::b.b.find", Description: "find b"}}
-	if err := s.RegisterActions(ctx, actions); err != nil {
+	if err := s.RegisterActions(ctx, actions, nil); err != nil {
 		t.Fatal(err)
 	}
 	lastUsed := tok.LastUsedTime.Add(time.Hour)
@@ -118,13 +136,13 @@ func TestOpenPersistsAcrossReopen(t *testing.T) {
 	if !reflect.DeepEqual(gotActions, actions) {
 		t.Fatalf("actions after reopen %+v, want %+v", gotActions, actions)
 	}
-	if did, err := s.Bootstrap(ctx, []*storage.Token{}); err != nil || did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{}, nil); err != nil || did {
 		t.Fatalf("Bootstrap after reopen = %v, %v; want false, nil", did, err)
 	}
 	// The indexes survived too: the name is still taken.
 	other := sampleToken()
 	other.ID, other.Name, other.SecretHash = "tok_2", "DEPLOY BOT", []byte{9}
-	if err := s.CreateToken(ctx, other); !errors.Is(err, storage.ErrNameTaken) {
+	if err := s.CreateToken(ctx, other, nil); !errors.Is(err, storage.ErrNameTaken) {
 		t.Fatalf("create with a taken name after reopen = %v, want ErrNameTaken", err)
 	}
 }
@@ -164,7 +182,7 @@ func TestOpenRefusesForeignSchema(t *testing.T) {
 	}{
 		{"NewerVersion", func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keySchemaVersion, binary.AppendUvarint(nil, schemaVersion+1))
-		}, "unsupported schema version 2"},
+		}, fmt.Sprintf("unsupported schema version %d", schemaVersion+1)},
 		{"UnreadableVersion", func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte{0x80})
 		}, "unreadable schema version"},
@@ -275,7 +293,8 @@ func TestTokenCodecRejectsBadInput(t *testing.T) {
 		in   []byte
 	}{
 		{"Empty", nil},
-		{"UnknownVersion", with(valid, 0, 2)},
+		{"UnknownVersion", with(valid, 0, tokenFormatV2+1)},
+		{"Version1WithVersion2Fields", with(valid, 0, tokenFormatV1)},
 		{"VersionZero", with(valid, 0, 0)},
 		{"TrailingByte", append(append([]byte(nil), valid...), 0)},
 		{"StringLongerThanRecord", with(valid, 1, 0x7f)},
@@ -304,6 +323,134 @@ func TestTokenCodecRejectsBadInput(t *testing.T) {
 				t.Fatalf("decodeToken = %+v, %v; want ErrCorrupt", tok, err)
 			}
 		})
+	}
+}
+
+// version1Record is sampleToken (without its previous secret) as the
+// version 1 codec wrote it, before previous secrets existed. Files written
+// then hold such records, so decodeToken must keep reading them.
+const version1Record = "0105746f6b5f310a4465706c6f7920626f740a7573656420627920434902030211746f6b656e642e746f6b656e2e66696e6413746f6b656e642e746f6b656e2e637265617465808090f4a0da9a0901aab4ce89dffb93de34018280a0bbd29df1fa310180a0d7c2bba3f1fa31018080c8a7d8ccc2ac330500010203ff0f746b64615f4162432e2e2e7778797a"
+
+// sampleVersion1 returns the token version1Record holds.
+func sampleVersion1() *storage.Token {
+	tok := sampleToken()
+	tok.PreviousSecretHash, tok.PreviousExpireTime = nil, time.Time{}
+	return tok
+}
+
+func TestTokenCodecReadsVersion1(t *testing.T) {
+	rec, err := hex.DecodeString(version1Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeToken(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sampleVersion1(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v\nwant %+v", got, want)
+	}
+	// Re-encoding writes the current version, which reads back the same.
+	again, err := encodeToken(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != tokenFormatV2 {
+		t.Fatalf("re-encoded with format version %d, want %d", again[0], tokenFormatV2)
+	}
+	if got2, err := decodeToken(again); err != nil || !reflect.DeepEqual(got2, got) {
+		t.Fatalf("re-decoded %+v, %v; want %+v", got2, err, got)
+	}
+	for i := range len(rec) {
+		if _, err := decodeToken(rec[:i]); !errors.Is(err, storage.ErrCorrupt) {
+			t.Errorf("decodeToken of %d of %d bytes of a version 1 record = %v, want ErrCorrupt", i, len(rec), err)
+		}
+	}
+}
+
+func TestOpenUpgradesVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tokend.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Turn the file into one written by the version 1 layout: its buckets,
+	// its schema version, and a token in the version 1 record format.
+	old := sampleVersion1()
+	rec, err := hex.DecodeString(version1Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketAudit, bucketAuditTargets} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		id := []byte(old.ID)
+		for _, e := range []struct{ bucket, key, value []byte }{
+			{bucketMeta, keySchemaVersion, binary.AppendUvarint(nil, 1)},
+			{bucketTokens, id, rec},
+			{bucketTokenNames, []byte(storage.NameKey(old.Name)), id},
+			{bucketTokenHashes, old.SecretHash, id},
+			{bucketTokenCreated, createdKey(old.CreateTime, old.ID), []byte{}},
+		} {
+			if err := tx.Bucket(e.bucket).Put(e.key, e.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a version 1 file: %v", err)
+	}
+	defer s.Close()
+	if err := s.CheckConsistency(); err != nil {
+		t.Fatalf("after upgrade: %v", err)
+	}
+	got, err := s.GetToken(ctx, old.ID)
+	if err != nil || !reflect.DeepEqual(got, old) {
+		t.Fatalf("GetToken after upgrade = %+v, %v; want %+v", got, err, old)
+	}
+	// The upgraded file takes what version 2 added.
+	ev := sampleEvent()
+	updated, err := s.UpdateToken(ctx, old.ID, func(t *storage.Token) error {
+		t.PreviousSecretHash, t.PreviousExpireTime = t.SecretHash, t.UpdateTime.Add(time.Hour)
+		t.SecretHash = []byte("new hash")
+		return nil
+	}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID == "" || !bytes.Equal(updated.PreviousSecretHash, old.SecretHash) {
+		t.Fatalf("update after upgrade = %+v, event ID %q", updated, ev.ID)
+	}
+	if err := s.CheckConsistency(); err != nil {
+		t.Fatalf("after a write to the upgraded file: %v", err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keySchemaVersion); !bytes.Equal(v, binary.AppendUvarint(nil, schemaVersion)) {
+			return fmt.Errorf("schema version %x after upgrade, want %d", v, schemaVersion)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -336,8 +483,13 @@ func FuzzDecodeToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	v1, err := hex.DecodeString(version1Record)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(valid)
 	f.Add(zero)
+	f.Add(v1)
 	f.Add(valid[:len(valid)/2])
 	f.Add([]byte{})
 	f.Add([]byte{tokenFormatV1, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -391,6 +543,46 @@ func TestCheckConsistencyFindsDamage(t *testing.T) {
 		{"CorruptAction", func(tx *bbolt.Tx, tok *storage.Token) error {
 			return tx.Bucket(bucketActions).Put([]byte("a.b"), []byte{9})
 		}, "action"},
+		{"MissingPreviousHashEntry", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketTokenHashes).Delete(tok.PreviousSecretHash)
+		}, "previous hash index"},
+		{"PreviousHashEntryForOtherToken", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketTokenHashes).Put(tok.PreviousSecretHash, []byte("gone"))
+		}, "missing token"},
+		{"PreviousEqualsCurrent", func(tx *bbolt.Tx, tok *storage.Token) error {
+			same := tok.Clone()
+			same.PreviousSecretHash = same.SecretHash
+			rec, err := encodeToken(same)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketTokens).Put([]byte(tok.ID), rec)
+		}, "previous hash equals the current one"},
+		{"MissingAuditTargetEntry", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketAuditTargets).Delete(auditTargetKey(tok.ID, auditKey(1)))
+		}, "audit_targets entry for target"},
+		{"DanglingAuditTargetEntry", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketAuditTargets).Put(auditTargetKey(tok.ID, auditKey(99)), []byte{})
+		}, "missing audit event"},
+		{"AuditTargetEntryForOtherTarget", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketAuditTargets).Put(auditTargetKey("other", auditKey(1)), []byte{})
+		}, "which is about"},
+		{"MalformedAuditTargetKey", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketAuditTargets).Put([]byte("short"), []byte{})
+		}, "malformed key"},
+		{"CorruptAuditEvent", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketAudit).Put(auditKey(1), []byte{auditFormatV1, 0xff})
+		}, "audit event 0000000000000001"},
+		{"AuditEventAfterSequence", func(tx *bbolt.Tx, tok *storage.Token) error {
+			rec, err := encodeAuditEvent(&storage.AuditEvent{Operation: storage.AuditRegisterActions})
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketAudit).Put(auditKey(7), rec)
+		}, "after the audit sequence"},
+		{"CorruptAuditSequence", func(tx *bbolt.Tx, tok *storage.Token) error {
+			return tx.Bucket(bucketMeta).Put(keyAuditSequence, []byte{1})
+		}, "audit sequence"},
 		{"IDMismatch", func(tx *bbolt.Tx, tok *storage.Token) error {
 			other := tok.Clone()
 			other.ID = "other"
@@ -409,7 +601,7 @@ func TestCheckConsistencyFindsDamage(t *testing.T) {
 			}
 			defer s.Close()
 			tok := sampleToken()
-			if err := s.CreateToken(context.Background(), tok); err != nil {
+			if err := s.CreateToken(context.Background(), tok, sampleEvent()); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CheckConsistency(); err != nil {
@@ -422,8 +614,10 @@ func TestCheckConsistencyFindsDamage(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("CheckConsistency = %v, want an error mentioning %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), string(tok.SecretHash)) {
-				t.Fatalf("CheckConsistency error shows the secret hash: %v", err)
+			for _, h := range [][]byte{tok.SecretHash, tok.PreviousSecretHash} {
+				if strings.Contains(err.Error(), string(h)) {
+					t.Fatalf("CheckConsistency error shows a secret hash: %v", err)
+				}
 			}
 		})
 	}
@@ -433,7 +627,7 @@ func TestCorruptRecordIsReported(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
 	tok := sampleToken()
-	if err := s.CreateToken(ctx, tok); err != nil {
+	if err := s.CreateToken(ctx, tok, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -461,7 +655,7 @@ func TestContextDone(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.CreateToken(ctx, sampleToken()); !errors.Is(err, context.Canceled) {
+	if err := s.CreateToken(ctx, sampleToken(), nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("CreateToken with a done ctx = %v, want context.Canceled", err)
 	}
 	if _, err := s.GetToken(ctx, "x"); !errors.Is(err, context.Canceled) {

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"time"
 )
@@ -18,8 +19,9 @@ var (
 	// has that name. It enforces case-insensitive name uniqueness and, read in
 	// key order, lists tokens by name.
 	bucketTokenNames = []byte("token_names")
-	// bucketTokenHashes maps a token's secret hash to its id: the unique index
-	// that keeps two tokens from sharing a hash.
+	// bucketTokenHashes maps each secret hash of a token, the current one and
+	// the previous one while it has one, to its id: the unique index that
+	// keeps two tokens, or a token's two secrets, from sharing a hash.
 	bucketTokenHashes = []byte("token_hashes")
 	// bucketTokenCreated maps createdKey(token) to nothing; read backwards it
 	// lists tokens newest first. The id suffix keeps keys unique when two
@@ -27,6 +29,14 @@ var (
 	bucketTokenCreated = []byte("token_created")
 	// bucketActions maps an action id to its record (see encodeAction).
 	bucketActions = []byte("actions")
+	// bucketAudit maps an audit event key (see auditKey) to the event's
+	// record (see encodeAuditEvent). Key order is commit order.
+	bucketAudit = []byte("audit")
+	// bucketAuditTargets maps auditTargetKey(event) to nothing, for every
+	// event that has a TargetID; read backwards from the end of a target's
+	// prefix it lists that token's events newest first without scanning the
+	// others.
+	bucketAuditTargets = []byte("audit_targets")
 )
 
 // Keys of bucketMeta.
@@ -38,13 +48,25 @@ var (
 	// keyBootstrapped is present (with an empty value) once Bootstrap has
 	// stored the initial tokens; deleting those tokens does not remove it.
 	keyBootstrapped = []byte("bootstrapped")
+	// keyAuditSequence holds the sequence number of the last audit event
+	// recorded, 8 bytes big-endian; absent before the first. It lives here
+	// rather than being derived from the last key of bucketAudit so that
+	// pruning every event never lets a number be issued twice.
+	keyAuditSequence = []byte("audit_sequence")
 )
 
-// schemaVersion is the layout this package reads and writes.
-const schemaVersion = 1
+// schemaVersion is the layout this package reads and writes. Version 2 added
+// bucketAudit, bucketAuditTargets and keyAuditSequence, and indexes previous
+// secret hashes in bucketTokenHashes; a version 1 file is upgraded in place
+// by Open (see initSchema), since its records and entries are valid in
+// version 2.
+const schemaVersion = 2
 
 // allBuckets lists the buckets Open creates.
-var allBuckets = [][]byte{bucketMeta, bucketTokens, bucketTokenNames, bucketTokenHashes, bucketTokenCreated, bucketActions}
+var allBuckets = [][]byte{
+	bucketMeta, bucketTokens, bucketTokenNames, bucketTokenHashes, bucketTokenCreated, bucketActions,
+	bucketAudit, bucketAuditTargets,
+}
 
 // createdKeyLen is the length of the time prefix of a token_created key.
 const createdKeyLen = 8
@@ -61,4 +83,51 @@ func createdKey(createTime time.Time, id string) []byte {
 	k := make([]byte, createdKeyLen, createdKeyLen+len(id))
 	binary.BigEndian.PutUint64(k, uint64(n)^(1<<63))
 	return append(k, id...)
+}
+
+// auditKeyLen is the length of an audit event key.
+const auditKeyLen = 8
+
+// auditKey returns the key of the audit event with that sequence number:
+// 8 bytes big-endian, so that byte order is commit order.
+func auditKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, auditKeyLen), seq)
+}
+
+// auditID returns the storage.AuditEvent.ID of the event with that key: the
+// key in lower-case hex, 16 characters, so that IDs compared as strings
+// order events as their keys do.
+func auditID(key []byte) string {
+	return hex.EncodeToString(key)
+}
+
+// auditTargetSep separates the target id from the event key in an
+// audit_targets key.
+const auditTargetSep = 0x00
+
+// auditTargetKey returns the audit_targets key of the event with that key
+// about that token: the token id, auditTargetSep, then the event key. The
+// fixed-length suffix makes the key parse from the end even if an id holds
+// the separator; auditTargetPrefix(id) starts every key of that id.
+func auditTargetKey(targetID string, key []byte) []byte {
+	k := make([]byte, 0, len(targetID)+1+len(key))
+	k = append(k, targetID...)
+	k = append(k, auditTargetSep)
+	return append(k, key...)
+}
+
+// auditTargetPrefix returns the prefix shared by the audit_targets keys of
+// that token.
+func auditTargetPrefix(targetID string) []byte {
+	return append([]byte(targetID), auditTargetSep)
+}
+
+// splitAuditTargetKey returns the target id and event key of an
+// audit_targets key, or ok false if k is too short to be one.
+func splitAuditTargetKey(k []byte) (targetID string, key []byte, ok bool) {
+	sep := len(k) - auditKeyLen - 1
+	if sep < 0 || k[sep] != auditTargetSep {
+		return "", nil, false
+	}
+	return string(k[:sep]), k[sep+1:], true
 }

@@ -17,8 +17,12 @@ const maxCheckErrors = 50
 
 // CheckConsistency verifies the file in one read transaction: bbolt's own
 // page-level check, that every token record decodes and has its name, hash
-// and create-time index entries pointing back to it, that no index entry
-// points to a missing or different token, and that every action decodes. It
+// (both hashes while it has a previous one) and create-time index entries
+// pointing back to it, that no index entry points to a missing or different
+// token, that every action decodes, that every audit event decodes, has a
+// key no later than the audit sequence and, if it has a target, its
+// audit_targets entry, and that every audit_targets entry points to an
+// existing event about that target. It
 // returns nil or every problem found (up to a limit) joined into one error,
 // or an error wrapping storage.ErrClosed. It blocks writes while it runs,
 // because bbolt's check is not safe alongside a writer on a read
@@ -53,6 +57,7 @@ func (s *Store) CheckConsistency() error {
 		}
 		checkTokens(tx, report)
 		checkActions(tx, report)
+		checkAudit(tx, report)
 		return nil
 	})
 	if err != nil {
@@ -70,14 +75,18 @@ func checkTokens(tx *bbolt.Tx, report func(string, ...any)) {
 	hashes := tx.Bucket(bucketTokenHashes)
 	created := tx.Bucket(bucketTokenCreated)
 
-	// Forward: each token has its three index entries.
-	n := 0
+	// Forward: each token has its index entries. n counts tokens, and
+	// prev those with a previous hash, which have a second hash entry.
+	n, prev := 0, 0
 	tokens.ForEach(func(k, v []byte) error {
 		n++
 		t, err := decodeToken(v)
 		if err != nil {
 			report("token %q: %w", k, err)
 			return nil
+		}
+		if bytes.Equal(t.SecretHash, t.PreviousSecretHash) {
+			report("token %q: previous hash equals the current one", k)
 		}
 		if t.ID != string(k) {
 			report("token %q: record has id %q", k, t.ID)
@@ -88,6 +97,12 @@ func checkTokens(tx *bbolt.Tx, report func(string, ...any)) {
 		// The hash is not printed: error messages never carry secret hashes.
 		if id := hashes.Get(t.SecretHash); !bytes.Equal(id, k) {
 			report("token %q: hash index entry points to %q", k, id)
+		}
+		if len(t.PreviousSecretHash) > 0 {
+			prev++
+			if id := hashes.Get(t.PreviousSecretHash); !bytes.Equal(id, k) {
+				report("token %q: previous hash index entry points to %q", k, id)
+			}
 		}
 		if created.Get(createdKey(t.CreateTime, t.ID)) == nil {
 			report("token %q: create-time index entry missing", k)
@@ -108,16 +123,19 @@ func checkTokens(tx *bbolt.Tx, report func(string, ...any)) {
 	for _, idx := range []struct {
 		bucket []byte
 		id     func(k, v []byte) []byte
-		key    func(t *storage.Token) []byte
+		keys   func(t *storage.Token) [][]byte // the token's keys in this index
+		want   int                             // number of entries
 	}{
-		{bucketTokenNames, func(k, v []byte) []byte { return v }, func(t *storage.Token) []byte { return []byte(storage.NameKey(t.Name)) }},
-		{bucketTokenHashes, func(k, v []byte) []byte { return v }, func(t *storage.Token) []byte { return t.SecretHash }},
+		{bucketTokenNames, func(k, v []byte) []byte { return v }, func(t *storage.Token) [][]byte {
+			return [][]byte{[]byte(storage.NameKey(t.Name))}
+		}, n},
+		{bucketTokenHashes, func(k, v []byte) []byte { return v }, secretHashes, n + prev},
 		{bucketTokenCreated, func(k, v []byte) []byte {
 			if len(k) <= createdKeyLen {
 				return nil
 			}
 			return k[createdKeyLen:]
-		}, func(t *storage.Token) []byte { return createdKey(t.CreateTime, t.ID) }},
+		}, func(t *storage.Token) [][]byte { return [][]byte{createdKey(t.CreateTime, t.ID)} }, n},
 	} {
 		entries := 0
 		tx.Bucket(idx.bucket).ForEach(func(k, v []byte) error {
@@ -127,13 +145,13 @@ func checkTokens(tx *bbolt.Tx, report func(string, ...any)) {
 			switch {
 			case t == nil:
 				report("index %s: entry %d points to missing token %q", idx.bucket, entries, id)
-			case !bytes.Equal(idx.key(t), k):
+			case !containsKey(idx.keys(t), k):
 				report("index %s: entry %d points to token %q, which has another key", idx.bucket, entries, id)
 			}
 			return nil
 		})
-		if entries != n {
-			report("index %s: %d entries for %d tokens", idx.bucket, entries, n)
+		if entries != idx.want {
+			report("index %s: %d entries, want %d for %d tokens", idx.bucket, entries, idx.want, n)
 		}
 	}
 }
@@ -145,4 +163,59 @@ func checkActions(tx *bbolt.Tx, report func(string, ...any)) {
 		}
 		return nil
 	})
+}
+
+func checkAudit(tx *bbolt.Tx, report func(string, ...any)) {
+	seq, err := auditSequence(tx)
+	if err != nil {
+		report("meta: %w", err)
+	}
+	events := tx.Bucket(bucketAudit)
+	targets := tx.Bucket(bucketAuditTargets)
+
+	// Forward: each event decodes, was numbered by the sequence, and has
+	// its audit_targets entry if it has a target.
+	indexed := 0
+	events.ForEach(func(k, v []byte) error {
+		ev, err := decodeAuditEvent(k, v)
+		if err != nil {
+			report("audit event %x: %w", k, err)
+			return nil
+		}
+		if binary.BigEndian.Uint64(k) > seq {
+			report("audit event %s: after the audit sequence %d", ev.ID, seq)
+		}
+		if ev.TargetID != "" {
+			indexed++
+			if targets.Get(auditTargetKey(ev.TargetID, k)) == nil {
+				report("audit event %s: audit_targets entry for target %q missing", ev.ID, ev.TargetID)
+			}
+		}
+		return nil
+	})
+
+	// Backward: each entry names an event about that target. With the
+	// forward check and equal counts, there are no extra entries.
+	entries := 0
+	targets.ForEach(func(k, v []byte) error {
+		entries++
+		target, key, ok := splitAuditTargetKey(k)
+		if !ok {
+			report("index %s: entry %d: malformed key %q", bucketAuditTargets, entries, k)
+			return nil
+		}
+		rec := events.Get(key)
+		if rec == nil {
+			report("index %s: entry %d points to missing audit event %x", bucketAuditTargets, entries, key)
+			return nil
+		}
+		ev, err := decodeAuditEvent(key, rec)
+		if err == nil && ev.TargetID != target {
+			report("index %s: entry %d for target %q points to audit event %s, which is about %q", bucketAuditTargets, entries, target, ev.ID, ev.TargetID)
+		}
+		return nil // a decode failure was reported above
+	})
+	if entries != indexed {
+		report("index %s: %d entries for %d events with a target", bucketAuditTargets, entries, indexed)
+	}
 }

@@ -3,10 +3,12 @@
 // deployment.
 //
 // Every write runs in one bbolt transaction, which bbolt syncs to disk before
-// it returns, so an acknowledged write survives a crash. A token and its
-// indexes (name, secret hash, create time) change together in that
-// transaction; the buckets are listed in buckets.go and records are encoded
-// by the versioned codec in record.go.
+// it returns, so an acknowledged write survives a crash. A token, its
+// indexes (name, current and previous secret hash, create time) and the
+// write's audit event change together in that transaction; the buckets are
+// listed in buckets.go and records are encoded by the versioned codec in
+// record.go. Audit events are keyed by a commit sequence number kept in the
+// meta bucket, which gives their IDs (audit.go).
 //
 // A Store is safe for concurrent use. Writes are serialised by a store mutex
 // held across the transaction and the delivery of the resulting changes to

@@ -11,11 +11,13 @@ import (
 	"github.com/tokend/tokend/storage"
 )
 
-// Cursor order markers: the first byte of a decoded cursor, so that a cursor
-// of one order is refused by the other.
+// Cursor markers: the first byte of a decoded cursor, so that a cursor of
+// one order, or of the audit listing (see ListAuditEvents), is refused by
+// the others.
 const (
 	cursorByName        = 'n'
 	cursorByCreatedDesc = 'c'
+	cursorAudit         = 'a'
 )
 
 // ListTokens returns up to q.Limit tokens matching q's filters, in q.Order,

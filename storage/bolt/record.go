@@ -20,10 +20,13 @@ import (
 // nanoseconds (decoded in UTC). A new layout gets a new version byte, and the
 // decoder keeps reading the old ones.
 
-// Format versions.
+// Format versions. Version 2 of the token record appends the previous
+// secret hash and its expiry to version 1; decodeToken reads both.
 const (
 	tokenFormatV1  = 1
+	tokenFormatV2  = 2
 	actionFormatV1 = 1
+	auditFormatV1  = 1
 )
 
 // Time tags.
@@ -38,24 +41,28 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
-// encodeToken returns the record of t. It fails only for a time that
-// cannot be stored (see checkTime).
+// encodeToken returns the record of t, in the latest format. It fails only
+// for a time that cannot be stored (see checkTime). An empty
+// PreviousSecretHash is stored as none.
 func encodeToken(t *storage.Token) ([]byte, error) {
 	for _, ft := range []struct {
 		name string
 		t    time.Time
-	}{{"expire time", t.ExpireTime}, {"create time", t.CreateTime}, {"update time", t.UpdateTime}, {"last used time", t.LastUsedTime}} {
+	}{
+		{"expire time", t.ExpireTime}, {"create time", t.CreateTime}, {"update time", t.UpdateTime},
+		{"last used time", t.LastUsedTime}, {"previous expire time", t.PreviousExpireTime},
+	} {
 		if err := checkTime(ft.name, ft.t); err != nil {
 			return nil, err
 		}
 	}
-	size := 1 + 4*binary.MaxVarintLen64 + 5*(binary.MaxVarintLen64+1) + 2 +
-		len(t.ID) + len(t.Name) + len(t.Description) + len(t.SecretHash) + len(t.SecretHint)
+	size := 1 + 5*binary.MaxVarintLen64 + 6*(binary.MaxVarintLen64+1) + 2 +
+		len(t.ID) + len(t.Name) + len(t.Description) + len(t.SecretHash) + len(t.SecretHint) + len(t.PreviousSecretHash)
 	for _, p := range t.Permissions {
 		size += binary.MaxVarintLen64 + len(p)
 	}
 	b := make([]byte, 0, size)
-	b = append(b, tokenFormatV1)
+	b = append(b, tokenFormatV2)
 	b = appendString(b, t.ID)
 	b = appendString(b, t.Name)
 	b = appendString(b, t.Description)
@@ -69,19 +76,23 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 	b = appendTime(b, t.CreateTime)
 	b = appendTime(b, t.UpdateTime)
 	b = appendTime(b, t.LastUsedTime)
-	b = binary.AppendUvarint(b, uint64(len(t.SecretHash)))
-	b = append(b, t.SecretHash...)
+	b = appendBytes(b, t.SecretHash)
 	b = appendString(b, t.SecretHint)
+	// Version 2 from here.
+	b = appendBytes(b, t.PreviousSecretHash)
+	b = appendTime(b, t.PreviousExpireTime)
 	return b, nil
 }
 
-// decodeToken decodes a record made by encodeToken. It never panics, copies
-// everything it returns out of b, and returns an error wrapping
-// storage.ErrCorrupt when b is not a valid record.
+// decodeToken decodes a record made by encodeToken, in any format version
+// it has written. It never panics, copies everything it returns out of b,
+// and returns an error wrapping storage.ErrCorrupt when b is not a valid
+// record. Empty hashes decode as nil.
 func decodeToken(b []byte) (*storage.Token, error) {
 	d := decoder{b: b}
-	if v := d.byte("format version"); d.err == nil && v != tokenFormatV1 {
-		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, v)
+	version := d.byte("format version")
+	if d.err == nil && version != tokenFormatV1 && version != tokenFormatV2 {
+		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
 	}
 	t := &storage.Token{}
 	t.ID = d.string("id")
@@ -89,25 +100,18 @@ func decodeToken(b []byte) (*storage.Token, error) {
 	t.Description = d.string("description")
 	t.Kind = storage.Kind(d.byte("kind"))
 	t.Type = storage.Type(d.byte("type"))
-	// Every permission takes at least one byte, which bounds the count by
-	// what is left and keeps a garbage count from allocating gigabytes.
-	if n := d.uvarint("permission count"); n > uint64(len(d.b)) {
-		d.fail("permission count exceeds record")
-	} else if n > 0 {
-		t.Permissions = make([]string, n)
-		for i := range t.Permissions {
-			t.Permissions[i] = d.string("permission")
-		}
-	}
+	t.Permissions = d.strings("permission")
 	t.Lifespan = time.Duration(d.varint("lifespan"))
 	t.ExpireTime = d.time("expire time")
 	t.CreateTime = d.time("create time")
 	t.UpdateTime = d.time("update time")
 	t.LastUsedTime = d.time("last used time")
-	if h := d.bytes("secret hash"); len(h) > 0 {
-		t.SecretHash = append([]byte(nil), h...)
-	}
+	t.SecretHash = d.copiedBytes("secret hash")
 	t.SecretHint = d.string("secret hint")
+	if version >= tokenFormatV2 {
+		t.PreviousSecretHash = d.copiedBytes("previous secret hash")
+		t.PreviousExpireTime = d.time("previous expire time")
+	}
 	if err := d.finish("token"); err != nil {
 		return nil, err
 	}
@@ -142,6 +146,59 @@ func decodeAction(id string, b []byte) (storage.Action, error) {
 	return a, nil
 }
 
+// encodeAuditEvent returns the record of ev; the ID is derived from the
+// key, not part of the record. It fails only for a time that cannot be
+// stored.
+func encodeAuditEvent(ev *storage.AuditEvent) ([]byte, error) {
+	if err := checkTime("audit event time", ev.Time); err != nil {
+		return nil, err
+	}
+	size := 1 + (binary.MaxVarintLen64 + 1) + 5*binary.MaxVarintLen64 + 1 +
+		len(ev.CallerID) + len(ev.CallerName) + len(ev.TargetID) + len(ev.TargetName)
+	for _, f := range ev.Fields {
+		size += binary.MaxVarintLen64 + len(f)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, auditFormatV1)
+	b = appendTime(b, ev.Time)
+	b = appendString(b, ev.CallerID)
+	b = appendString(b, ev.CallerName)
+	b = append(b, byte(ev.Operation))
+	b = appendString(b, ev.TargetID)
+	b = appendString(b, ev.TargetName)
+	b = binary.AppendUvarint(b, uint64(len(ev.Fields)))
+	for _, f := range ev.Fields {
+		b = appendString(b, f)
+	}
+	return b, nil
+}
+
+// decodeAuditEvent decodes the record of the audit event stored under key.
+// Like decodeToken it never panics, copies what it returns, and returns
+// errors wrapping storage.ErrCorrupt, for a key that is not an audit key
+// too.
+func decodeAuditEvent(key, b []byte) (*storage.AuditEvent, error) {
+	if len(key) != auditKeyLen {
+		return nil, fmt.Errorf("%w: audit event key of %d bytes, want %d", storage.ErrCorrupt, len(key), auditKeyLen)
+	}
+	d := decoder{b: b}
+	if v := d.byte("format version"); d.err == nil && v != auditFormatV1 {
+		return nil, fmt.Errorf("%w: unknown audit event format version %d", storage.ErrCorrupt, v)
+	}
+	ev := &storage.AuditEvent{ID: auditID(key)}
+	ev.Time = d.time("time")
+	ev.CallerID = d.string("caller id")
+	ev.CallerName = d.string("caller name")
+	ev.Operation = storage.AuditOperation(d.byte("operation"))
+	ev.TargetID = d.string("target id")
+	ev.TargetName = d.string("target name")
+	ev.Fields = d.strings("field")
+	if err := d.finish("audit event"); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
 // checkTime reports whether t can be encoded: the zero time or a time whose
 // Unix nanoseconds fit in an int64.
 func checkTime(name string, t time.Time) error {
@@ -154,6 +211,11 @@ func checkTime(name string, t time.Time) error {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -230,8 +292,39 @@ func (d *decoder) bytes(what string) []byte {
 	return v
 }
 
+// copiedBytes returns a copy of a byte slice of the record, or nil for an
+// empty one.
+func (d *decoder) copiedBytes(what string) []byte {
+	if v := d.bytes(what); len(v) > 0 {
+		return append([]byte(nil), v...)
+	}
+	return nil
+}
+
 func (d *decoder) string(what string) string {
 	return string(d.bytes(what))
+}
+
+// strings reads a list of strings, nil when empty.
+func (d *decoder) strings(what string) []string {
+	// Every string takes at least one byte, which bounds the count by what
+	// is left and keeps a garbage count from allocating gigabytes.
+	n := d.uvarint(what + " count")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what + " count exceeds record")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	list := make([]string, n)
+	for i := range list {
+		list[i] = d.string(what)
+	}
+	return list
 }
 
 func (d *decoder) time(what string) time.Time {

@@ -62,7 +62,8 @@ type subscriber struct {
 var _ storage.Store = (*Store)(nil)
 
 // Open opens the bbolt file at path, creating it with mode 0600 if it does
-// not exist, and creates the buckets of a fresh file. It fails if another
+// not exist, creates the buckets of a fresh file and upgrades a file of an
+// older schema version. It fails if another
 // handle holds the file for longer than opts.Timeout, or if the file was
 // written with a schema version this package does not know (a newer tokend).
 func Open(path string, opts Options) (*Store, error) {
@@ -89,7 +90,7 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // initSchema writes the schema version and creates the buckets of a fresh
-// file, and checks the version of an existing one.
+// file, and checks (and if older, upgrades) the version of an existing one.
 func initSchema(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		v := meta.Get(keySchemaVersion)
@@ -97,8 +98,19 @@ func initSchema(tx *bbolt.Tx) error {
 		if n <= 0 || n != len(v) {
 			return fmt.Errorf("%w: unreadable schema version", storage.ErrCorrupt)
 		}
-		if version != schemaVersion {
-			return fmt.Errorf("unsupported schema version %d (this build reads version %d; was the file written by a newer tokend?)", version, schemaVersion)
+		switch version {
+		case schemaVersion:
+		case 1:
+			// Version 2 only adds buckets (created below) and a record
+			// format decodeToken reads alongside the old one, so upgrading
+			// is recording the new version. An older tokend then refuses
+			// the file instead of writing changes without their audit
+			// events.
+			if err := meta.Put(keySchemaVersion, binary.AppendUvarint(nil, schemaVersion)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unsupported schema version %d (this build reads versions 1 to %d; was the file written by a newer tokend?)", version, schemaVersion)
 		}
 	} else {
 		// A bbolt file with buckets but no meta was written by something
@@ -149,18 +161,20 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// CreateToken stores t and its indexes in one transaction. It returns an
-// error wrapping storage.ErrIDTaken, storage.ErrNameTaken or
-// storage.ErrHashTaken, and stores nothing, if the id, the name (compared
-// with storage.NameKey) or the secret hash is in use. t must have an id, a
-// name and a secret hash, and times within years 1677 to 2262.
-func (s *Store) CreateToken(ctx context.Context, t *storage.Token) error {
-	return s.update(ctx, "create token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+// CreateToken stores t, its indexes and the audit event (if not nil) in one
+// transaction, and sets audit.ID once it has committed. It returns an error
+// wrapping storage.ErrIDTaken, storage.ErrNameTaken or storage.ErrHashTaken,
+// and stores nothing, if the id, the name (compared with storage.NameKey) or
+// either secret hash is in use, or if PreviousSecretHash equals SecretHash.
+// t must have an id, a name and a secret hash, and times within years 1677
+// to 2262 (the audit event's time too).
+func (s *Store) CreateToken(ctx context.Context, t *storage.Token, audit *storage.AuditEvent) error {
+	return s.update(ctx, "create token", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		stored, err := insertToken(tx, t)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return []storage.Change{{ID: stored.ID, Token: stored}}, nil
+		return []storage.Change{{ID: stored.ID, Token: stored}}, true, nil
 	})
 }
 
@@ -180,32 +194,36 @@ func (s *Store) GetToken(ctx context.Context, id string) (*storage.Token, error)
 }
 
 // UpdateToken reads the token, lets modify change a copy and stores it with
-// its indexes in one transaction; it returns the stored token. An error from
-// modify is returned unwrapped and nothing is stored. Changes to ID and
-// CreateTime are ignored. Returns an error wrapping storage.ErrNotFound, or
+// its indexes and the audit event (if not nil), read after modify returns,
+// in one transaction; it returns the stored token and sets audit.ID once the
+// transaction has committed. modify runs once, under the store's write
+// lock, so it must not call the Store. An error from modify is returned
+// unwrapped and nothing is stored. Changes to ID and CreateTime are
+// ignored. Returns an error wrapping storage.ErrNotFound, or
 // storage.ErrNameTaken or storage.ErrHashTaken (nothing stored) when the new
-// name or hash belongs to another token; a change of case of the token's own
-// name is allowed.
-func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage.Token) error) (*storage.Token, error) {
+// name or a new secret hash belongs to another token, or when
+// PreviousSecretHash equals SecretHash; a change of case of the token's own
+// name is allowed, and so is moving the current hash to PreviousSecretHash.
+func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage.Token) error, audit *storage.AuditEvent) (*storage.Token, error) {
 	var (
 		stored    *storage.Token
 		modifyErr error
 	)
-	err := s.update(ctx, "update token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+	err := s.update(ctx, "update token", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		old, err := getToken(tx, id)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		t := old.Clone()
 		if err := modify(t); err != nil {
 			modifyErr = err
-			return nil, err
+			return nil, false, err
 		}
 		t.ID, t.CreateTime = old.ID, old.CreateTime
 		if stored, err = replaceToken(tx, old, t); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return []storage.Change{{ID: id, Token: stored.Clone()}}, nil
+		return []storage.Change{{ID: id, Token: stored.Clone()}}, true, nil
 	})
 	if modifyErr != nil {
 		return nil, modifyErr
@@ -216,26 +234,39 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 	return stored, nil
 }
 
-// DeleteToken removes the token and its indexes in one transaction. Returns
-// an error wrapping storage.ErrNotFound if there is no such token.
-func (s *Store) DeleteToken(ctx context.Context, id string) error {
-	return s.update(ctx, "delete token", func(tx *bbolt.Tx) ([]storage.Change, error) {
+// DeleteToken removes the token and its indexes (both secret hashes) and
+// stores the audit event (if not nil) in one transaction, and sets audit.ID
+// once it has committed. Returns an error wrapping storage.ErrNotFound if
+// there is no such token.
+func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.Token) error, audit *storage.AuditEvent) error {
+	var checkErr error
+	err := s.update(ctx, "delete token", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		old, err := getToken(tx, id)
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if check != nil {
+			if err := check(old.Clone()); err != nil {
+				checkErr = err
+				return nil, false, err
+			}
 		}
 		if err := deleteToken(tx, old); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return []storage.Change{{ID: id}}, nil
+		return []storage.Change{{ID: id}}, true, nil
 	})
+	if checkErr != nil {
+		return checkErr
+	}
+	return err
 }
 
 // TouchLastUsed sets, in one transaction, each listed token's LastUsedTime
 // to the later of the stored and the given time. Unknown ids are skipped.
 // It publishes no change.
 func (s *Store) TouchLastUsed(ctx context.Context, used map[string]time.Time) error {
-	return s.update(ctx, "touch last used", func(tx *bbolt.Tx) ([]storage.Change, error) {
+	return s.update(ctx, "touch last used", nil, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		tokens := tx.Bucket(bucketTokens)
 		for id, last := range used {
 			v := tokens.Get([]byte(id))
@@ -244,7 +275,7 @@ func (s *Store) TouchLastUsed(ctx context.Context, used map[string]time.Time) er
 			}
 			t, err := decodeToken(v)
 			if err != nil {
-				return nil, fmt.Errorf("token %q: %w", id, err)
+				return nil, false, fmt.Errorf("token %q: %w", id, err)
 			}
 			if !last.After(t.LastUsedTime) {
 				continue
@@ -252,39 +283,41 @@ func (s *Store) TouchLastUsed(ctx context.Context, used map[string]time.Time) er
 			t.LastUsedTime = last
 			rec, err := encodeToken(t)
 			if err != nil {
-				return nil, fmt.Errorf("token %q: %w", id, err)
+				return nil, false, fmt.Errorf("token %q: %w", id, err)
 			}
 			if err := tokens.Put([]byte(id), rec); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
-		return nil, nil
+		return nil, false, nil
 	})
 }
 
-// Bootstrap stores tokens, with the same checks as CreateToken, and marks
-// the store as bootstrapped, all in one transaction, unless it is already
-// marked; it reports whether it stored them. On error nothing is stored.
-func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token) (bool, error) {
+// Bootstrap stores tokens, with the same checks as CreateToken, and the
+// audit event (if not nil), and marks the store as bootstrapped, all in one
+// transaction, unless it is already marked; it reports whether it stored
+// them. Only then is the audit event stored and audit.ID set. On error
+// nothing is stored.
+func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token, audit *storage.AuditEvent) (bool, error) {
 	did := false
-	err := s.update(ctx, "bootstrap", func(tx *bbolt.Tx) ([]storage.Change, error) {
+	err := s.update(ctx, "bootstrap", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		meta := tx.Bucket(bucketMeta)
 		if meta.Get(keyBootstrapped) != nil {
-			return nil, nil
+			return nil, false, nil
 		}
 		changes := make([]storage.Change, 0, len(tokens))
 		for _, t := range tokens {
 			stored, err := insertToken(tx, t)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			changes = append(changes, storage.Change{ID: stored.ID, Token: stored})
 		}
 		if err := meta.Put(keyBootstrapped, []byte{}); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		did = true
-		return changes, nil
+		return changes, true, nil
 	})
 	if err != nil {
 		return false, err
@@ -293,22 +326,25 @@ func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token) (bool, e
 }
 
 // RegisterActions adds new actions, stamped with the current time, and
-// updates the description of known ones, keeping their RegisterTime, in one
-// transaction. Action ids must not be empty.
-func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action) error {
-	return s.update(ctx, "register actions", func(tx *bbolt.Tx) ([]storage.Change, error) {
+// updates the description of known ones, keeping their RegisterTime, and
+// stores the audit event (if not nil), in one transaction; it sets audit.ID
+// once that has committed. The event is stored whenever the call succeeds,
+// even if every action was already registered as given. Action ids must not
+// be empty.
+func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, audit *storage.AuditEvent) error {
+	return s.update(ctx, "register actions", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		b := tx.Bucket(bucketActions)
 		now := s.now()
 		for _, a := range actions {
 			if a.ID == "" {
-				return nil, errors.New("empty action id")
+				return nil, false, errors.New("empty action id")
 			}
 			key := []byte(a.ID)
 			a.RegisterTime = now
 			if v := b.Get(key); v != nil {
 				old, err := decodeAction(a.ID, v)
 				if err != nil {
-					return nil, fmt.Errorf("action %q: %w", a.ID, err)
+					return nil, false, fmt.Errorf("action %q: %w", a.ID, err)
 				}
 				if old.Description == a.Description {
 					continue
@@ -317,13 +353,13 @@ func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action) e
 			}
 			rec, err := encodeAction(a)
 			if err != nil {
-				return nil, fmt.Errorf("action %q: %w", a.ID, err)
+				return nil, false, fmt.Errorf("action %q: %w", a.ID, err)
 			}
 			if err := b.Put(key, rec); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
-		return nil, nil
+		return nil, true, nil
 	})
 }
 
@@ -401,11 +437,15 @@ func (s *Store) removeSubscriber(sub *subscriber) {
 	}
 }
 
-// update runs fn in a write transaction and, once it has committed, delivers
-// the changes fn returns to every subscriber, all under mu. Errors are
-// prefixed with op; an error from fn is otherwise kept as is (so errors.Is
-// sees the sentinels), and bbolt's "not open" becomes storage.ErrClosed.
-func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) ([]storage.Change, error)) error {
+// update runs fn in a write transaction, then, if fn succeeded and says to
+// (record), stores audit in the same transaction; once the transaction has
+// committed it sets audit.ID and delivers the changes fn returns to every
+// subscriber, all under mu. audit is read only after fn returns, so fn may
+// fill it in, and audit.ID is left alone when nothing is committed. Errors
+// are prefixed with op; an error from fn is otherwise kept as is (so
+// errors.Is sees the sentinels), and bbolt's "not open" becomes
+// storage.ErrClosed.
+func (s *Store) update(ctx context.Context, op string, audit *storage.AuditEvent, fn func(*bbolt.Tx) (changes []storage.Change, record bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -414,14 +454,27 @@ func (s *Store) update(ctx context.Context, op string, fn func(*bbolt.Tx) ([]sto
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
 	}
-	var changes []storage.Change
+	var (
+		changes []storage.Change
+		auditID string
+	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		var err error
-		changes, err = fn(tx)
+		var (
+			record bool
+			err    error
+		)
+		changes, record, err = fn(tx)
+		if err != nil || !record || audit == nil {
+			return err
+		}
+		auditID, err = putAuditEvent(tx, audit)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, mapClosed(err))
+	}
+	if auditID != "" {
+		audit.ID = auditID
 	}
 	s.publish(changes)
 	return nil
@@ -494,12 +547,36 @@ func checkToken(t *storage.Token) error {
 		return fmt.Errorf("token %q: empty name", t.ID)
 	case len(t.SecretHash) == 0:
 		return fmt.Errorf("token %q: empty secret hash", t.ID)
+	case bytes.Equal(t.SecretHash, t.PreviousSecretHash):
+		// One index entry cannot stand for both: deleting one would
+		// delete the other.
+		return fmt.Errorf("token %q: previous secret hash equals the current one: %w", t.ID, storage.ErrHashTaken)
 	}
 	return nil
 }
 
-// insertToken stores a new token and its three index entries, and returns
-// the token as stored (as a later read would decode it).
+// secretHashes returns the hashes of t that token_hashes indexes: the
+// current one and the previous one if any.
+func secretHashes(t *storage.Token) [][]byte {
+	if len(t.PreviousSecretHash) == 0 {
+		return [][]byte{t.SecretHash}
+	}
+	return [][]byte{t.SecretHash, t.PreviousSecretHash}
+}
+
+// containsKey reports whether k is one of keys.
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if bytes.Equal(x, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// insertToken stores a new token and its index entries (name, each secret
+// hash, create time), and returns the token as stored (as a later read
+// would decode it).
 func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
 	if err := checkToken(t); err != nil {
 		return nil, err
@@ -519,8 +596,11 @@ func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
 	if names.Get(nameKey) != nil {
 		return nil, fmt.Errorf("token %q: name %q: %w", t.ID, t.Name, storage.ErrNameTaken)
 	}
-	if hashes.Get(t.SecretHash) != nil {
-		return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrHashTaken)
+	secrets := secretHashes(t)
+	for _, h := range secrets {
+		if hashes.Get(h) != nil {
+			return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrHashTaken)
+		}
 	}
 	if err := tokens.Put(id, rec); err != nil {
 		return nil, err
@@ -528,8 +608,10 @@ func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
 	if err := names.Put(nameKey, id); err != nil {
 		return nil, err
 	}
-	if err := hashes.Put(t.SecretHash, id); err != nil {
-		return nil, err
+	for _, h := range secrets {
+		if err := hashes.Put(h, id); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Bucket(bucketTokenCreated).Put(createdKey(t.CreateTime, t.ID), []byte{}); err != nil {
 		return nil, err
@@ -539,6 +621,8 @@ func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
 
 // replaceToken stores t in place of old (same id and create time), moving
 // the name and hash index entries if they changed, and returns t as stored.
+// A hash that moves between SecretHash and PreviousSecretHash keeps its
+// entry, which points to the token either way.
 func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
 	if err := checkToken(t); err != nil {
 		return nil, err
@@ -560,16 +644,27 @@ func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
 			return nil, err
 		}
 	}
-	if !bytes.Equal(old.SecretHash, t.SecretHash) {
-		hashes := tx.Bucket(bucketTokenHashes)
-		if hashes.Get(t.SecretHash) != nil {
+	hashes := tx.Bucket(bucketTokenHashes)
+	oldSecrets, newSecrets := secretHashes(old), secretHashes(t)
+	// Check every new hash before changing anything, so a refusal leaves
+	// no half-moved entry for the rollback to undo.
+	for _, h := range newSecrets {
+		if !containsKey(oldSecrets, h) && hashes.Get(h) != nil {
 			return nil, fmt.Errorf("token %q: %w", t.ID, storage.ErrHashTaken)
 		}
-		if err := hashes.Delete(old.SecretHash); err != nil {
-			return nil, err
+	}
+	for _, h := range oldSecrets {
+		if !containsKey(newSecrets, h) {
+			if err := hashes.Delete(h); err != nil {
+				return nil, err
+			}
 		}
-		if err := hashes.Put(t.SecretHash, id); err != nil {
-			return nil, err
+	}
+	for _, h := range newSecrets {
+		if !containsKey(oldSecrets, h) {
+			if err := hashes.Put(h, id); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := tx.Bucket(bucketTokens).Put(id, rec); err != nil {
@@ -580,15 +675,19 @@ func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
 
 // deleteToken removes a stored token and its index entries.
 func deleteToken(tx *bbolt.Tx, t *storage.Token) error {
-	for _, e := range []struct {
+	type entry struct {
 		bucket []byte
 		key    []byte
-	}{
+	}
+	entries := []entry{
 		{bucketTokens, []byte(t.ID)},
 		{bucketTokenNames, []byte(storage.NameKey(t.Name))},
-		{bucketTokenHashes, t.SecretHash},
 		{bucketTokenCreated, createdKey(t.CreateTime, t.ID)},
-	} {
+	}
+	for _, h := range secretHashes(t) {
+		entries = append(entries, entry{bucketTokenHashes, h})
+	}
+	for _, e := range entries {
 		if err := tx.Bucket(e.bucket).Delete(e.key); err != nil {
 			return err
 		}

@@ -35,6 +35,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UpdateImmutableFields", testUpdateImmutableFields},
 		{"UpdateMovesIndexes", testUpdateMovesIndexes},
 		{"DeleteFreesNameAndHash", testDeleteFreesNameAndHash},
+		{"DeleteCheckRefuses", testDeleteCheckRefuses},
+		{"PreviousHashIndexed", testPreviousHashIndexed},
+		{"PreviousHashMovesWithRegeneration", testPreviousHashMoves},
+		{"DeleteFreesBothHashes", testDeleteFreesBothHashes},
 		{"ConcurrentCreateSameName", testConcurrentCreateSameName},
 		{"ListPagination", testListPagination},
 		{"ListStableAcrossChanges", testListStableAcrossChanges},
@@ -48,6 +52,14 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SubscribeReplayThenChanges", testSubscribeReplayThenChanges},
 		{"SubscribeTwoSubscribers", testSubscribeTwoSubscribers},
 		{"SubscribeStopsOnCancel", testSubscribeStopsOnCancel},
+		{"AuditRecordedWithWrite", testAuditRecordedWithWrite},
+		{"AuditAbsentWhenWriteFails", testAuditAbsentWhenWriteFails},
+		{"AuditModifyFillsEvent", testAuditModifyFillsEvent},
+		{"AuditIDsFollowCommitOrder", testAuditIDsFollowCommitOrder},
+		{"AuditListPagination", testAuditListPagination},
+		{"AuditTargetFilter", testAuditTargetFilter},
+		{"AuditBadCursor", testAuditBadCursor},
+		{"AuditPrune", testAuditPrune},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -117,6 +129,8 @@ func diffToken(got, want *storage.Token) string {
 	field("LastUsedTime", got.LastUsedTime.Equal(want.LastUsedTime), got.LastUsedTime, want.LastUsedTime)
 	field("SecretHash", slices.Equal(got.SecretHash, want.SecretHash), got.SecretHash, want.SecretHash)
 	field("SecretHint", got.SecretHint == want.SecretHint, got.SecretHint, want.SecretHint)
+	field("PreviousSecretHash", slices.Equal(got.PreviousSecretHash, want.PreviousSecretHash), got.PreviousSecretHash, want.PreviousSecretHash)
+	field("PreviousExpireTime", got.PreviousExpireTime.Equal(want.PreviousExpireTime), got.PreviousExpireTime, want.PreviousExpireTime)
 	if len(d) == 0 {
 		return ""
 	}
@@ -126,7 +140,7 @@ func diffToken(got, want *storage.Token) string {
 func create(t *testing.T, s storage.Store, tokens ...*storage.Token) {
 	t.Helper()
 	for _, tok := range tokens {
-		if err := s.CreateToken(context.Background(), tok); err != nil {
+		if err := s.CreateToken(context.Background(), tok, nil); err != nil {
 			t.Fatalf("CreateToken(%q): %v", tok.ID, err)
 		}
 	}
@@ -164,6 +178,8 @@ func testCreateGetRoundTrip(t *testing.T, s storage.Store) {
 	unicode := newToken("Ünïcödé ✓ name")
 	unicode.Description = "line one\nline two\x00 with a NUL"
 	unicode.Permissions = []string{"a", "", "b"}
+	previous := newToken("Previous secret")
+	previous.PreviousSecretHash, previous.PreviousExpireTime = hashOf("previous"), base.Add(30*time.Minute)
 	early := newToken("Before 1970")
 	early.CreateTime, early.ExpireTime = time.Date(1969, 7, 20, 20, 17, 40, 1, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -177,6 +193,7 @@ func testCreateGetRoundTrip(t *testing.T, s storage.Store) {
 		{"LocalTimes", local},
 		{"Unicode", unicode},
 		{"Before1970", early},
+		{"PreviousSecret", previous},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			create(t, s, tc.tok)
@@ -197,7 +214,7 @@ func testCallerOwnsValues(t *testing.T, s storage.Store) {
 		t.Fatal(err)
 	}
 	got.Permissions[0], got.SecretHash[0] = "changed", got.SecretHash[0]+1
-	updated, err := s.UpdateToken(ctx, want.ID, func(t *storage.Token) error { return nil })
+	updated, err := s.UpdateToken(ctx, want.ID, func(t *storage.Token) error { return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +231,10 @@ func testNotFound(t *testing.T, s storage.Store) {
 	}{
 		{"Get", func() error { _, err := s.GetToken(ctx, "missing"); return err }},
 		{"Update", func() error {
-			_, err := s.UpdateToken(ctx, "missing", func(*storage.Token) error { return nil })
+			_, err := s.UpdateToken(ctx, "missing", func(*storage.Token) error { return nil }, nil)
 			return err
 		}},
-		{"Delete", func() error { return s.DeleteToken(ctx, "missing") }},
+		{"Delete", func() error { return s.DeleteToken(ctx, "missing", nil, nil) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.call(); !errors.Is(err, storage.ErrNotFound) {
@@ -258,7 +275,7 @@ func testCreateConflicts(t *testing.T, s storage.Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := tc.tok()
-			if err := s.CreateToken(context.Background(), tok); !errors.Is(err, tc.want) {
+			if err := s.CreateToken(context.Background(), tok, nil); !errors.Is(err, tc.want) {
 				t.Fatalf("CreateToken = %v, want %v", err, tc.want)
 			}
 			wantStored(t, s, existing)
@@ -268,7 +285,7 @@ func testCreateConflicts(t *testing.T, s storage.Store) {
 			// Nothing of the refused token was kept: its name and hash are free.
 			other := newToken("Other")
 			create(t, s, other)
-			if err := s.DeleteToken(context.Background(), other.ID); err != nil {
+			if err := s.DeleteToken(context.Background(), other.ID, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -295,7 +312,7 @@ func testUpdateConflicts(t *testing.T, s storage.Store) {
 			_, err := s.UpdateToken(context.Background(), bar.ID, func(t *storage.Token) error {
 				tc.modify(t)
 				return nil
-			})
+			}, nil)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("UpdateToken = %v, want %v", err, tc.want)
 			}
@@ -312,7 +329,7 @@ func testRenameOwnNameOtherCase(t *testing.T, s storage.Store) {
 	got, err := s.UpdateToken(ctx, tok.ID, func(t *storage.Token) error {
 		t.Name = "FOO"
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatalf("rename Foo to FOO: %v", err)
 	}
@@ -323,7 +340,7 @@ func testRenameOwnNameOtherCase(t *testing.T, s storage.Store) {
 	wantStored(t, s, tok)
 	// The name is still taken in every case.
 	other := newToken("foo")
-	if err := s.CreateToken(ctx, other); !errors.Is(err, storage.ErrNameTaken) {
+	if err := s.CreateToken(ctx, other, nil); !errors.Is(err, storage.ErrNameTaken) {
 		t.Fatalf("create foo after rename to FOO = %v, want ErrNameTaken", err)
 	}
 }
@@ -335,7 +352,7 @@ func testUpdateModifyError(t *testing.T, s storage.Store) {
 	got, err := s.UpdateToken(context.Background(), tok.ID, func(t *storage.Token) error {
 		t.Name, t.Description, t.SecretHash = "Renamed", "changed", hashOf("new")
 		return errRefused
-	})
+	}, nil)
 	if err != errRefused {
 		t.Fatalf("UpdateToken = %v, %v; want modify's error as is", got, err)
 	}
@@ -350,7 +367,7 @@ func testUpdateImmutableFields(t *testing.T, s storage.Store) {
 	got, err := s.UpdateToken(context.Background(), tok.ID, func(t *storage.Token) error {
 		t.ID, t.CreateTime, t.Description = "another-id", base.Add(time.Hour), "changed"
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +388,7 @@ func testUpdateMovesIndexes(t *testing.T, s storage.Store) {
 	got, err := s.UpdateToken(ctx, tok.ID, func(t *storage.Token) error {
 		t.Name, t.SecretHash, t.Permissions, t.ExpireTime = tok.Name, tok.SecretHash, nil, time.Time{}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,12 +401,12 @@ func testUpdateMovesIndexes(t *testing.T, s storage.Store) {
 	reuse.ID, reuse.SecretHash = "reuse", oldHash
 	create(t, s, reuse)
 	clash := newToken("new NAME")
-	if err := s.CreateToken(ctx, clash); !errors.Is(err, storage.ErrNameTaken) {
+	if err := s.CreateToken(ctx, clash, nil); !errors.Is(err, storage.ErrNameTaken) {
 		t.Fatalf("create with the new name = %v, want ErrNameTaken", err)
 	}
 	clash = newToken("Clash")
 	clash.SecretHash = slices.Clone(tok.SecretHash)
-	if err := s.CreateToken(ctx, clash); !errors.Is(err, storage.ErrHashTaken) {
+	if err := s.CreateToken(ctx, clash, nil); !errors.Is(err, storage.ErrHashTaken) {
 		t.Fatalf("create with the new hash = %v, want ErrHashTaken", err)
 	}
 }
@@ -398,11 +415,11 @@ func testDeleteFreesNameAndHash(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	tok := newToken("Foo")
 	create(t, s, tok)
-	if err := s.DeleteToken(ctx, tok.ID); err != nil {
+	if err := s.DeleteToken(ctx, tok.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantNotStored(t, s, tok.ID)
-	if err := s.DeleteToken(ctx, tok.ID); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.DeleteToken(ctx, tok.ID, nil, nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second delete = %v, want ErrNotFound", err)
 	}
 	again := newToken("foo")
@@ -418,6 +435,185 @@ func testDeleteFreesNameAndHash(t *testing.T, s storage.Store) {
 	}
 }
 
+func testDeleteCheckRefuses(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tok := newToken("Guarded")
+	create(t, s, tok)
+	refused := errors.New("refused by check")
+	var seen string
+	ev := &storage.AuditEvent{Time: base, Operation: storage.AuditDeleteToken, TargetID: tok.ID}
+	err := s.DeleteToken(ctx, tok.ID, func(cur *storage.Token) error {
+		seen = cur.Name
+		return refused
+	}, ev)
+	if err != refused {
+		t.Fatalf("DeleteToken with a refusing check = %v, want the check's error as is", err)
+	}
+	if seen != "Guarded" {
+		t.Fatalf("check saw name %q, want the stored token", seen)
+	}
+	wantStored(t, s, tok)
+	if ev.ID != "" {
+		t.Fatalf("refused delete recorded audit event %q", ev.ID)
+	}
+	if err := s.DeleteToken(ctx, tok.ID, func(*storage.Token) error { return nil }, nil); err != nil {
+		t.Fatalf("DeleteToken with an accepting check: %v", err)
+	}
+	wantNotStored(t, s, tok.ID)
+}
+
+// withPrevious returns a token called name whose previous secret hash is
+// hashOf(name), in its grace period.
+func withPrevious(name string) *storage.Token {
+	tok := newToken(name)
+	tok.PreviousSecretHash, tok.PreviousExpireTime = hashOf(name), base.Add(time.Hour)
+	return tok
+}
+
+func testPreviousHashIndexed(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	held, other := withPrevious("Held"), newToken("Other")
+	create(t, s, held, other)
+	prev, cur := held.PreviousSecretHash, held.SecretHash
+	for _, tc := range []struct {
+		name  string
+		write func() error
+	}{
+		{"CreateWithItAsSecret", func() error {
+			tok := newToken("New")
+			tok.SecretHash = slices.Clone(prev)
+			return s.CreateToken(ctx, tok, nil)
+		}},
+		{"CreateWithItAsPrevious", func() error {
+			tok := newToken("New")
+			tok.PreviousSecretHash = slices.Clone(prev)
+			return s.CreateToken(ctx, tok, nil)
+		}},
+		{"CreateWithCurrentAsPrevious", func() error {
+			tok := newToken("New")
+			tok.PreviousSecretHash = slices.Clone(cur)
+			return s.CreateToken(ctx, tok, nil)
+		}},
+		{"CreateWithOneHashTwice", func() error {
+			tok := newToken("New")
+			tok.PreviousSecretHash = slices.Clone(tok.SecretHash)
+			return s.CreateToken(ctx, tok, nil)
+		}},
+		{"UpdateToItAsSecret", func() error {
+			_, err := s.UpdateToken(ctx, other.ID, func(t *storage.Token) error {
+				t.PreviousSecretHash, t.SecretHash = t.SecretHash, slices.Clone(prev)
+				return nil
+			}, nil)
+			return err
+		}},
+		{"UpdateToItAsPrevious", func() error {
+			_, err := s.UpdateToken(ctx, other.ID, func(t *storage.Token) error {
+				t.PreviousSecretHash = slices.Clone(prev)
+				return nil
+			}, nil)
+			return err
+		}},
+		{"UpdateToOneHashTwice", func() error {
+			_, err := s.UpdateToken(ctx, other.ID, func(t *storage.Token) error {
+				t.PreviousSecretHash = slices.Clone(t.SecretHash)
+				return nil
+			}, nil)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.write(); !errors.Is(err, storage.ErrHashTaken) {
+				t.Fatalf("write = %v, want ErrHashTaken", err)
+			}
+			wantStored(t, s, held)
+			wantStored(t, s, other)
+			wantNotStored(t, s, newToken("New").ID)
+		})
+	}
+}
+
+func testPreviousHashMoves(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tok := newToken("Rotated")
+	create(t, s, tok)
+	h1, h2, h3 := tok.SecretHash, hashOf("second"), hashOf("third")
+	// setHashes stores secret and previous as tok's hashes and checks it.
+	setHashes := func(t *testing.T, secret, previous []byte) {
+		t.Helper()
+		got, err := s.UpdateToken(ctx, tok.ID, func(t *storage.Token) error {
+			t.SecretHash, t.PreviousSecretHash = slices.Clone(secret), slices.Clone(previous)
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.SecretHash, tok.PreviousSecretHash = secret, previous
+		if d := diffToken(got, tok); d != "" {
+			t.Fatalf("UpdateToken returned %s", d)
+		}
+		wantStored(t, s, tok)
+	}
+	// taken fails t unless another token can take none of hashes.
+	taken := func(t *testing.T, hashes ...[]byte) {
+		t.Helper()
+		for i, h := range hashes {
+			c := newToken("Clash")
+			c.SecretHash = slices.Clone(h)
+			if err := s.CreateToken(ctx, c, nil); !errors.Is(err, storage.ErrHashTaken) {
+				t.Fatalf("create with hash %d = %v, want ErrHashTaken", i, err)
+			}
+		}
+	}
+	// free fails t unless another token can take hash (as its previous one).
+	free := func(t *testing.T, hash []byte) {
+		t.Helper()
+		c := newToken("Free")
+		c.PreviousSecretHash = slices.Clone(hash)
+		create(t, s, c)
+		if err := s.DeleteToken(ctx, c.ID, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("Regenerate", func(t *testing.T) {
+		setHashes(t, h2, h1)
+		taken(t, h1, h2)
+	})
+	t.Run("RegenerateAgain", func(t *testing.T) {
+		setHashes(t, h3, h2)
+		taken(t, h2, h3)
+		free(t, h1)
+	})
+	t.Run("Swap", func(t *testing.T) {
+		setHashes(t, h2, h3)
+		taken(t, h2, h3)
+		free(t, h1)
+	})
+	t.Run("RemovePrevious", func(t *testing.T) {
+		setHashes(t, h2, nil)
+		taken(t, h2)
+		free(t, h3)
+	})
+	t.Run("PreviousWithoutRegenerate", func(t *testing.T) {
+		setHashes(t, h2, h1)
+		taken(t, h1, h2)
+		free(t, h3)
+	})
+}
+
+func testDeleteFreesBothHashes(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tok := withPrevious("Deleted")
+	create(t, s, tok)
+	if err := s.DeleteToken(ctx, tok.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A new token takes both hashes, each in the other's place.
+	again := newToken("Again")
+	again.SecretHash, again.PreviousSecretHash = slices.Clone(tok.PreviousSecretHash), slices.Clone(tok.SecretHash)
+	create(t, s, again)
+	wantStored(t, s, again)
+}
+
 func testConcurrentCreateSameName(t *testing.T, s storage.Store) {
 	const n = 20
 	errs := make([]error, n)
@@ -431,7 +627,7 @@ func testConcurrentCreateSameName(t *testing.T, s storage.Store) {
 				tok.Name = "SHARED"
 			}
 			<-start
-			errs[i] = s.CreateToken(context.Background(), tok)
+			errs[i] = s.CreateToken(context.Background(), tok, nil)
 		})
 	}
 	close(start)
@@ -571,7 +767,7 @@ func testListStableAcrossChanges(t *testing.T, s storage.Store) {
 					t.Fatal(err)
 				}
 				for _, tok := range page.Tokens {
-					if err := s.DeleteToken(ctx, tok.ID); err != nil {
+					if err := s.DeleteToken(ctx, tok.ID, nil, nil); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -588,7 +784,7 @@ func testListStableAcrossChanges(t *testing.T, s storage.Store) {
 			// Delete the last token listed (the cursor's own) and one to
 			// come, and add one on each side of the cursor.
 			for _, id := range []string{tokens[3].ID, tokens[5].ID} {
-				if err := s.DeleteToken(ctx, id); err != nil {
+				if err := s.DeleteToken(ctx, id, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -768,7 +964,7 @@ func testTouchLastUsed(t *testing.T, s storage.Store) {
 func testBootstrapOnce(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	first := []*storage.Token{newToken("Root"), newToken("Full Access"), newToken("Read Only")}
-	did, err := s.Bootstrap(ctx, first)
+	did, err := s.Bootstrap(ctx, first, nil)
 	if err != nil || !did {
 		t.Fatalf("first Bootstrap = %v, %v; want true, nil", did, err)
 	}
@@ -776,16 +972,16 @@ func testBootstrapOnce(t *testing.T, s storage.Store) {
 		wantStored(t, s, tok)
 	}
 	again := newToken("Again")
-	if did, err := s.Bootstrap(ctx, []*storage.Token{again}); err != nil || did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{again}, nil); err != nil || did {
 		t.Fatalf("second Bootstrap = %v, %v; want false, nil", did, err)
 	}
 	wantNotStored(t, s, again.ID)
 	for _, tok := range first {
-		if err := s.DeleteToken(ctx, tok.ID); err != nil {
+		if err := s.DeleteToken(ctx, tok.ID, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if did, err := s.Bootstrap(ctx, []*storage.Token{again}); err != nil || did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{again}, nil); err != nil || did {
 		t.Fatalf("Bootstrap after deleting every token = %v, %v; want false, nil", did, err)
 	}
 	wantNotStored(t, s, again.ID)
@@ -795,13 +991,13 @@ func testBootstrapConflictStoresNothing(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	a, b := newToken("Same"), newToken("Other")
 	b.Name = "SAME"
-	if did, err := s.Bootstrap(ctx, []*storage.Token{a, b}); !errors.Is(err, storage.ErrNameTaken) || did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{a, b}, nil); !errors.Is(err, storage.ErrNameTaken) || did {
 		t.Fatalf("Bootstrap with a duplicate name = %v, %v; want false, ErrNameTaken", did, err)
 	}
 	wantNotStored(t, s, a.ID)
 	wantNotStored(t, s, b.ID)
 	// The failed attempt did not mark the store as bootstrapped.
-	if did, err := s.Bootstrap(ctx, []*storage.Token{a}); err != nil || !did {
+	if did, err := s.Bootstrap(ctx, []*storage.Token{a}, nil); err != nil || !did {
 		t.Fatalf("Bootstrap after a failed one = %v, %v; want true, nil", did, err)
 	}
 	wantStored(t, s, a)
@@ -822,7 +1018,7 @@ func testRegisterActions(t *testing.T, s storage.Store) {
 	}
 	register := func(actions ...storage.Action) {
 		t.Helper()
-		if err := s.RegisterActions(ctx, actions); err != nil {
+		if err := s.RegisterActions(ctx, actions, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -916,22 +1112,22 @@ func testSubscribeReplayThenChanges(t *testing.T, s storage.Store) {
 	updated, err := s.UpdateToken(ctx, created.ID, func(t *storage.Token) error {
 		t.Description = "updated"
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantChange(t, next(), created.ID, updated)
 
-	if err := s.DeleteToken(ctx, created.ID); err != nil {
+	if err := s.DeleteToken(ctx, created.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantChange(t, next(), created.ID, nil)
 
 	// Failed writes publish nothing.
-	if err := s.CreateToken(ctx, stored[0]); err == nil {
+	if err := s.CreateToken(ctx, stored[0], nil); err == nil {
 		t.Fatal("duplicate create succeeded")
 	}
-	if _, err := s.UpdateToken(ctx, stored[0].ID, func(*storage.Token) error { return errors.New("no") }); err == nil {
+	if _, err := s.UpdateToken(ctx, stored[0].ID, func(*storage.Token) error { return errors.New("no") }, nil); err == nil {
 		t.Fatal("failing update succeeded")
 	}
 	if c := r.since(n); len(c) != 0 {
@@ -939,7 +1135,7 @@ func testSubscribeReplayThenChanges(t *testing.T, s storage.Store) {
 	}
 
 	boot := newToken("Bootstrapped")
-	if _, err := s.Bootstrap(ctx, []*storage.Token{boot}); err != nil {
+	if _, err := s.Bootstrap(ctx, []*storage.Token{boot}, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantChange(t, next(), boot.ID, boot)
@@ -953,7 +1149,7 @@ func testSubscribeTwoSubscribers(t *testing.T, s storage.Store) {
 	r2 := subscribe(t, s)
 	b := newToken("B")
 	create(t, s, b)
-	if err := s.DeleteToken(ctx, a.ID); err != nil {
+	if err := s.DeleteToken(ctx, a.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	c1, c2 := r1.since(0), r2.since(0)
@@ -1004,15 +1200,17 @@ func testClosed(t *testing.T, s storage.Store) {
 		name string
 		call func() error
 	}{
-		{"CreateToken", func() error { return s.CreateToken(ctx, newToken("After close")) }},
+		{"CreateToken", func() error { return s.CreateToken(ctx, newToken("After close"), nil) }},
 		{"GetToken", func() error { _, err := s.GetToken(ctx, tok.ID); return err }},
-		{"UpdateToken", func() error { _, err := s.UpdateToken(ctx, tok.ID, noop); return err }},
-		{"DeleteToken", func() error { return s.DeleteToken(ctx, tok.ID) }},
+		{"UpdateToken", func() error { _, err := s.UpdateToken(ctx, tok.ID, noop, nil); return err }},
+		{"DeleteToken", func() error { return s.DeleteToken(ctx, tok.ID, nil, nil) }},
 		{"ListTokens", func() error { _, err := s.ListTokens(ctx, storage.ListQuery{Limit: 1}); return err }},
 		{"TouchLastUsed", func() error { return s.TouchLastUsed(ctx, map[string]time.Time{tok.ID: base}) }},
-		{"Bootstrap", func() error { _, err := s.Bootstrap(ctx, nil); return err }},
-		{"RegisterActions", func() error { return s.RegisterActions(ctx, []storage.Action{{ID: "a.b"}}) }},
+		{"Bootstrap", func() error { _, err := s.Bootstrap(ctx, nil, nil); return err }},
+		{"RegisterActions", func() error { return s.RegisterActions(ctx, []storage.Action{{ID: "a.b"}}, nil) }},
 		{"ListActions", func() error { _, err := s.ListActions(ctx); return err }},
+		{"ListAuditEvents", func() error { _, err := s.ListAuditEvents(ctx, storage.AuditQuery{Limit: 1}); return err }},
+		{"PruneAuditEvents", func() error { _, err := s.PruneAuditEvents(ctx, base); return err }},
 		{"Subscribe", func() error { return s.Subscribe(ctx, func(storage.Change) {}) }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"Close", s.Close},
