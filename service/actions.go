@@ -11,7 +11,8 @@ import (
 
 // RegisterActions implements tokendv1.TokenServiceServer.
 func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterActionsRequest) (*tokendv1.RegisterActionsResponse, error) {
-	if _, err := s.authorize(ctx, ActionActionRegister); err != nil {
+	caller, err := s.authorize(ctx, ActionActionRegister)
+	if err != nil {
 		return nil, err
 	}
 	in := req.GetActions()
@@ -44,7 +45,11 @@ func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterAct
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	if err := s.store.RegisterActions(ctx, actions); err != nil {
+	ev := auditEvent(caller, storage.AuditRegisterActions, s.now().UTC())
+	for _, a := range actions {
+		ev.Fields = append(ev.Fields, a.ID)
+	}
+	if err := s.store.RegisterActions(ctx, actions, ev); err != nil {
 		return nil, s.toStatus(ctx, "RegisterActions", err)
 	}
 	resp := &tokendv1.RegisterActionsResponse{Actions: make([]*tokendv1.Action, len(actions))}

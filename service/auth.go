@@ -16,6 +16,9 @@ import (
 // CallInfo carries what the service learns about a call back to the
 // transport that logs it. Transports create it with WithCallInfo.
 type CallInfo struct {
+	// ClientAddr is the client's network address (IP without port), set
+	// by the transport; failed authentications are damped per address.
+	ClientAddr string
 	// CallerID is the id of the admin token that authenticated, or "".
 	CallerID string
 }
@@ -37,6 +40,32 @@ func WithCallInfo(ctx context.Context) (context.Context, *CallInfo) {
 // expired credential (an API token counts as unknown) and PermissionDenied
 // when the credential lacks action.
 func (s *Service) authorize(ctx context.Context, action string) (*entry, error) {
+	ci, _ := ctx.Value(callInfoKey{}).(*CallInfo)
+	var addr string
+	if ci != nil {
+		addr = ci.ClientAddr
+	}
+	if wait := s.failures.retryAfter(addr, s.now()); wait > 0 {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"too many failed authentications from your address: retry in %d s", int(wait.Seconds())+1)
+	}
+	e, err := s.authenticate(ctx)
+	if err != nil {
+		s.failures.fail(addr, s.now())
+		return nil, err
+	}
+	if ci != nil {
+		ci.CallerID = e.tok.ID
+	}
+	if !e.grant.allows(action) {
+		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)
+	}
+	return e, nil
+}
+
+// authenticate finds the admin token of the call's credential and records
+// its use.
+func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	values := md.Get("authorization")
 	switch len(values) {
@@ -55,24 +84,21 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 		return nil, status.Error(codes.Unauthenticated, "malformed credential: not a tokend admin token")
 	}
 	var e *entry
+	var h secretHash
 	if kind == storage.KindAdmin {
-		h := s.hasher.sum(secret)
-		e = s.index.lookup(&h)
+		e, h = s.find(secret)
 	}
 	if e == nil || e.tok.Kind != storage.KindAdmin {
 		return nil, status.Error(codes.Unauthenticated, "invalid credential: unknown admin token")
 	}
 	now := s.now()
-	if expired(e.tok, now) {
+	if valid, previous := e.matches(&h, now); !valid {
+		if previous {
+			return nil, status.Error(codes.Unauthenticated, "invalid credential: unknown admin token")
+		}
 		return nil, status.Error(codes.Unauthenticated, "invalid credential: admin token expired")
 	}
-	if ci, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
-		ci.CallerID = e.tok.ID
-	}
 	e.usage.touch(now)
-	if !e.grant.allows(action) {
-		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)
-	}
 	return e, nil
 }
 

@@ -30,6 +30,9 @@ func tokenView(t *storage.Token, lastUsed time.Time) *tokendv1.Token {
 	if !t.ExpireTime.IsZero() {
 		v.ExpireTime = timestamppb.New(t.ExpireTime)
 	}
+	if t.PreviousSecretHash != nil && !t.PreviousExpireTime.IsZero() {
+		v.PreviousSecretExpireTime = timestamppb.New(t.PreviousExpireTime)
+	}
 	if t.LastUsedTime.After(lastUsed) {
 		lastUsed = t.LastUsedTime
 	}
@@ -55,6 +58,8 @@ func (e *entry) withLastUsed() *tokendv1.Token {
 		CreateTime:  v.CreateTime,
 		UpdateTime:  v.UpdateTime,
 		SecretHint:  v.SecretHint,
+
+		PreviousSecretExpireTime: v.PreviousSecretExpireTime,
 	}
 	if last := e.usage.last(); !last.IsZero() {
 		out.LastUsedTime = timestamppb.New(last)

@@ -13,30 +13,44 @@ const hashLen = sha256.Size
 
 type secretHash = [hashLen]byte
 
-// hasher computes HMAC-SHA-256 of secrets under the server key. The key lives
-// outside the database, so a stolen database alone cannot be used to check
-// guessed secrets. HMAC states are pooled: keying one costs two SHA-256
-// blocks and allocations the introspection path should not pay per call.
+// hasher computes HMAC-SHA-256 of secrets under the server keys. The keys
+// live outside the database, so a stolen database alone cannot be used to
+// check guessed secrets. The first key hashes new secrets; older ones still
+// verify secrets issued under them (key rotation). HMAC states are pooled:
+// keying one costs two SHA-256 blocks and allocations the introspection
+// path should not pay per call.
 type hasher struct {
-	pool sync.Pool
+	pools []sync.Pool // one per key, newest first
 }
 
 // minKeyLen is the shortest hash key accepted.
 const minKeyLen = 32
 
-func newHasher(key []byte) (*hasher, error) {
-	if len(key) < minKeyLen {
-		return nil, errors.New("hash key: want at least 32 bytes")
+func newHasher(keys [][]byte) (*hasher, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("hash key: none given")
 	}
-	k := append([]byte(nil), key...)
-	h := &hasher{}
-	h.pool.New = func() any { return hmac.New(sha256.New, k) }
+	h := &hasher{pools: make([]sync.Pool, len(keys))}
+	for i, key := range keys {
+		if len(key) < minKeyLen {
+			return nil, errors.New("hash key: want at least 32 bytes")
+		}
+		k := append([]byte(nil), key...)
+		h.pools[i].New = func() any { return hmac.New(sha256.New, k) }
+	}
 	return h, nil
 }
 
-// sum returns the keyed hash of secret.
-func (h *hasher) sum(secret string) secretHash {
-	m := h.pool.Get().(hash.Hash)
+// keys returns the number of keys.
+func (h *hasher) keys() int { return len(h.pools) }
+
+// sum returns the keyed hash of secret under the newest key.
+func (h *hasher) sum(secret string) secretHash { return h.sumWith(0, secret) }
+
+// sumWith returns the keyed hash of secret under key i (0 = newest).
+func (h *hasher) sumWith(i int, secret string) secretHash {
+	pool := &h.pools[i]
+	m := pool.Get().(hash.Hash)
 	m.Reset()
 	// io.WriteString would allocate a []byte copy for a hash.Hash without
 	// WriteString; sha256's HMAC has none, so write through a stack buffer.
@@ -49,6 +63,6 @@ func (h *hasher) sum(secret string) secretHash {
 	}
 	var out secretHash
 	m.Sum(out[:0])
-	h.pool.Put(m)
+	pool.Put(m)
 	return out
 }

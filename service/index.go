@@ -32,9 +32,13 @@ type indexShard struct {
 // entry is one version of a token. Everything but usage is immutable once
 // built, so readers use it without locks.
 type entry struct {
-	tok   *storage.Token
-	hash  secretHash
-	grant grant
+	tok  *storage.Token
+	hash secretHash
+	// prevHash is the hash of the previous secret while a rotation grace
+	// period runs (hasPrev); it stays valid until tok.PreviousExpireTime.
+	prevHash secretHash
+	hasPrev  bool
+	grant    grant
 	// view is the API form of tok without last_used_time; responses copy it.
 	view  *tokendv1.Token
 	usage *usage // shared by all versions of one token
@@ -87,6 +91,18 @@ func (ix *index) lookup(h *secretHash) *entry {
 	return e
 }
 
+// find returns the token version whose secret (current or previous) is
+// secret, trying each hash key from the newest, with the hash that matched.
+func (s *Service) find(secret string) (*entry, secretHash) {
+	h := s.hasher.sum(secret)
+	e := s.index.lookup(&h)
+	for i := 1; e == nil && i < s.hasher.keys(); i++ {
+		h = s.hasher.sumWith(i, secret)
+		e = s.index.lookup(&h)
+	}
+	return e, h
+}
+
 // byTokenID returns the current version of the token with that id.
 func (ix *index) byTokenID(id string) *entry {
 	ix.mu.RLock()
@@ -109,29 +125,59 @@ func (ix *index) apply(c storage.Change) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	old := ix.byID[c.ID]
-	if old != nil {
-		s := ix.shard(&old.hash)
-		s.mu.Lock()
-		if s.byHash[old.hash] == old {
-			delete(s.byHash, old.hash)
+	// Link the new version before unlinking the old one, so a lookup of an
+	// unchanged secret never falls into a gap between the two.
+	var e *entry
+	if c.Token != nil {
+		e = newEntry(c.Token, old)
+		ix.byID[c.ID] = e
+		ix.link(&e.hash, e)
+		if e.hasPrev {
+			ix.link(&e.prevHash, e)
 		}
-		s.mu.Unlock()
+	} else {
 		delete(ix.byID, c.ID)
 	}
-	if c.Token == nil {
-		return
+	if old != nil {
+		ix.unlink(&old.hash, old)
+		if old.hasPrev {
+			ix.unlink(&old.prevHash, old)
+		}
 	}
-	e := newEntry(c.Token, old)
-	ix.byID[c.ID] = e
-	s := ix.shard(&e.hash)
+}
+
+func (ix *index) link(h *secretHash, e *entry) {
+	s := ix.shard(h)
 	s.mu.Lock()
-	s.byHash[e.hash] = e
+	s.byHash[*h] = e
 	s.mu.Unlock()
+}
+
+func (ix *index) unlink(h *secretHash, e *entry) {
+	s := ix.shard(h)
+	s.mu.Lock()
+	if s.byHash[*h] == e {
+		delete(s.byHash, *h)
+	}
+	s.mu.Unlock()
+}
+
+// matches reports whether the secret hashing to h is valid for this token
+// version at now, and whether it is the previous secret of a rotation.
+func (e *entry) matches(h *secretHash, now time.Time) (valid, previous bool) {
+	if *h == e.hash {
+		return !expired(e.tok, now), false
+	}
+	return e.hasPrev && *h == e.prevHash && now.Before(e.tok.PreviousExpireTime), true
 }
 
 func newEntry(t *storage.Token, previous *entry) *entry {
 	e := &entry{tok: t, grant: newGrant(t), view: tokenView(t, time.Time{})}
 	copy(e.hash[:], t.SecretHash)
+	if len(t.PreviousSecretHash) == hashLen && !t.PreviousExpireTime.IsZero() {
+		copy(e.prevHash[:], t.PreviousSecretHash)
+		e.hasPrev = true
+	}
 	if previous != nil {
 		e.usage = previous.usage
 	} else {

@@ -29,11 +29,11 @@ func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectT
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	e, reason := s.introspect(req.GetToken(), s.now())
+	e, previous, reason := s.introspect(req.GetToken(), s.now())
 	if e == nil {
 		return &tokendv1.IntrospectTokenResponse{InactiveReason: reason}, nil
 	}
-	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.withLastUsed(), Allowed: true}
+	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.withLastUsed(), Allowed: true, PreviousSecret: previous}
 	for _, a := range actions {
 		if !e.grant.allows(a) {
 			resp.Allowed = false
@@ -44,24 +44,29 @@ func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectT
 }
 
 // introspect finds the active API token with this secret and records its
-// use, or says why there is none. A malformed string is refused before any
-// hashing or lookup.
-func (s *Service) introspect(secret string, now time.Time) (*entry, tokendv1.InactiveReason) {
+// use, or says why there is none; previous is true when the secret is the
+// one a rotation replaced, still in its grace period. A malformed string is
+// refused before any hashing or lookup.
+func (s *Service) introspect(secret string, now time.Time) (e *entry, previous bool, reason tokendv1.InactiveReason) {
 	kind, ok := s.secrets.parse(secret)
 	if !ok {
-		return nil, tokendv1.InactiveReason_INACTIVE_REASON_MALFORMED
+		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_MALFORMED
 	}
 	if kind != storage.KindAPI {
-		return nil, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
+		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
-	h := s.hasher.sum(secret)
-	e := s.index.lookup(&h)
+	e, h := s.find(secret)
 	if e == nil || e.tok.Kind != storage.KindAPI {
-		return nil, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
+		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
-	if expired(e.tok, now) {
-		return nil, tokendv1.InactiveReason_INACTIVE_REASON_EXPIRED
+	valid, previous := e.matches(&h, now)
+	if !valid {
+		if previous {
+			// A previous secret past its grace period is simply gone.
+			return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
+		}
+		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_EXPIRED
 	}
 	e.usage.touch(now)
-	return e, tokendv1.InactiveReason_INACTIVE_REASON_UNSPECIFIED
+	return e, previous, tokendv1.InactiveReason_INACTIVE_REASON_UNSPECIFIED
 }

@@ -23,6 +23,7 @@ const (
 	ActionTokenIntrospect = "tokend.token.introspect"
 	ActionActionFind      = "tokend.action.find"
 	ActionActionRegister  = "tokend.action.register"
+	ActionAuditFind       = "tokend.audit.find"
 )
 
 // reservedSubjectPrefix starts the subject of every admin action; API actions
@@ -33,6 +34,7 @@ const reservedSubjectPrefix = "tokend."
 var AdminActions = []storage.Action{
 	{ID: ActionActionFind, Description: "List the action catalogs"},
 	{ID: ActionActionRegister, Description: "Register API actions"},
+	{ID: ActionAuditFind, Description: "Read the audit trail"},
 	{ID: ActionTokenCreate, Description: "Create tokens"},
 	{ID: ActionTokenDelete, Description: "Delete tokens"},
 	{ID: ActionTokenFind, Description: "List tokens"},

@@ -12,9 +12,11 @@ import (
 
 // A secret reads <prefix>_<body><checksum>: body is secretBodyLen base62
 // characters (43 × log2(62) ≈ 256.03 bits of randomness) and checksum is the
-// CRC-32 (IEEE) of the body in checksumLen base62 characters, so that a typo
-// or a random string is rejected without touching the store and secret
-// scanners can recognise tokens offline.
+// CRC-32 (IEEE) of "<prefix>_<body>" in checksumLen base62 characters, so
+// that a typo or a random string is rejected without touching the store and
+// secret scanners can recognise tokens offline. The prefix is inside the
+// checksum so that adding or dropping a character of it (tkd_ ↔ tkda_)
+// cannot turn a secret of one kind into a well-formed one of the other.
 const (
 	base62        = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	secretBodyLen = 43
@@ -92,8 +94,7 @@ func (f secretFormat) generate(k storage.Kind) (string, error) {
 			}
 		}
 	}
-	body := b[len(prefix)+1:]
-	b = appendChecksum(b, crc32.ChecksumIEEE(body))
+	b = appendChecksum(b, crc32.ChecksumIEEE(b))
 	return string(b), nil
 }
 
@@ -111,15 +112,16 @@ func appendChecksum(b []byte, sum uint32) []byte {
 // allocate.
 func (f secretFormat) parse(s string) (storage.Kind, bool) {
 	var kind storage.Kind
-	var rest string
+	var head int // length of "<prefix>_"
 	switch {
 	case strings.HasPrefix(s, f.apiPrefix) && len(s) > len(f.apiPrefix) && s[len(f.apiPrefix)] == '_':
-		kind, rest = storage.KindAPI, s[len(f.apiPrefix)+1:]
+		kind, head = storage.KindAPI, len(f.apiPrefix)+1
 	case strings.HasPrefix(s, f.adminPrefix) && len(s) > len(f.adminPrefix) && s[len(f.adminPrefix)] == '_':
-		kind, rest = storage.KindAdmin, s[len(f.adminPrefix)+1:]
+		kind, head = storage.KindAdmin, len(f.adminPrefix)+1
 	default:
 		return 0, false
 	}
+	rest := s[head:]
 	if len(rest) != secretBodyLen+checksumLen {
 		return 0, false
 	}
@@ -133,7 +135,11 @@ func (f secretFormat) parse(s string) (storage.Kind, bool) {
 			sum = sum*62 + uint64(v)
 		}
 	}
-	if sum != uint64(crc32.ChecksumIEEE([]byte(rest[:secretBodyLen]))) {
+	// Checksum through a stack buffer: converting the string would
+	// allocate on every introspection.
+	var buf [maxPrefixLen + 1 + secretBodyLen]byte
+	n := copy(buf[:], s[:head+secretBodyLen])
+	if sum != uint64(crc32.ChecksumIEEE(buf[:n])) {
 		return 0, false
 	}
 	return kind, true

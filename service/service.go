@@ -18,17 +18,22 @@ const (
 	DefaultAPIPrefix     = "tkd"
 	DefaultAdminPrefix   = "tkda"
 	DefaultFlushInterval = time.Minute
+
+	DefaultAuthFailureLimit  = 20
+	DefaultAuthFailureWindow = time.Minute
 )
 
 // DefaultLifespans are the token durations offered when none are configured.
 var DefaultLifespans = []time.Duration{7 * 24 * time.Hour, 30 * 24 * time.Hour, 90 * 24 * time.Hour}
 
-// Config configures a Service. Store and HashKey are required.
+// Config configures a Service. Store and HashKeys are required.
 type Config struct {
 	Store storage.Store
-	// HashKey keys the HMAC-SHA-256 of secrets (at least 32 bytes). It must
-	// stay the same across restarts, or every token stops working.
-	HashKey []byte
+	// HashKeys key the HMAC-SHA-256 of secrets (each at least 32 bytes),
+	// newest first: new secrets are hashed with the first, and secrets
+	// issued under any of them verify. Dropping a key kills the tokens
+	// issued under it.
+	HashKeys [][]byte
 	// APIPrefix and AdminPrefix start the secrets of each kind (lower-case
 	// letters and digits); defaults "tkd" and "tkda".
 	APIPrefix, AdminPrefix string
@@ -39,6 +44,12 @@ type Config struct {
 	// Logger receives errors the caller only sees as "internal error";
 	// default slog.Default().
 	Logger *slog.Logger
+	// AuthFailureLimit is how many failed authentications one client
+	// address may make per AuthFailureWindow before it is refused
+	// (ResourceExhausted) until the window ends. Default 20 per minute;
+	// negative disables damping.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
 }
 
 // Service implements tokendv1.TokenServiceServer.
@@ -52,6 +63,7 @@ type Service struct {
 	lifespans []time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	failures  *failureLimiter // nil when damping is off
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
@@ -73,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	h, err := newHasher(cfg.HashKey)
+	h, err := newHasher(cfg.HashKeys)
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -102,6 +114,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if cfg.AuthFailureLimit >= 0 {
+		limit, window := cfg.AuthFailureLimit, cfg.AuthFailureWindow
+		if limit == 0 {
+			limit = DefaultAuthFailureLimit
+		}
+		if window <= 0 {
+			window = DefaultAuthFailureWindow
+		}
+		s.failures = newFailureLimiter(limit, window)
 	}
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
@@ -204,7 +226,11 @@ func (s *Service) Bootstrap(ctx context.Context) (rootSecret string, err error) 
 			rootSecret = secret
 		}
 	}
-	created, err := s.store.Bootstrap(ctx, tokens)
+	ev := auditEvent(nil, storage.AuditBootstrap, now)
+	for _, t := range tokens {
+		ev.Fields = append(ev.Fields, t.Name)
+	}
+	created, err := s.store.Bootstrap(ctx, tokens, ev)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}

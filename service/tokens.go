@@ -71,7 +71,19 @@ func (s *Service) CreateToken(ctx context.Context, req *tokendv1.CreateTokenRequ
 	if lifespan > 0 {
 		t.ExpireTime = now.Add(lifespan)
 	}
-	if err := s.store.CreateToken(ctx, t); err != nil {
+	ev := auditEvent(caller, storage.AuditCreateToken, now)
+	ev.TargetID, ev.TargetName = t.ID, t.Name
+	ev.Fields = []string{"name", "kind", "type"}
+	if t.Description != "" {
+		ev.Fields = append(ev.Fields, "description")
+	}
+	if len(t.Permissions) > 0 {
+		ev.Fields = append(ev.Fields, "permissions")
+	}
+	if t.Lifespan > 0 {
+		ev.Fields = append(ev.Fields, "lifespan")
+	}
+	if err := s.store.CreateToken(ctx, t, ev); err != nil {
 		return nil, s.toStatus(ctx, "CreateToken", err)
 	}
 	return &tokendv1.CreateTokenResponse{Token: tokenView(t, time.Time{}), Secret: secret}, nil
@@ -165,15 +177,8 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 		return nil, err
 	}
 	var fe fieldErrors
-	q := storage.ListQuery{Limit: int(req.GetPageSize())}
-	switch {
-	case req.GetPageSize() < 0:
-		fe.add("page_size", "must not be negative")
-	case req.GetPageSize() > maxPageSize:
-		fe.add("page_size", "must be at most %d", maxPageSize)
-	case req.GetPageSize() == 0:
-		q.Limit = defaultPageSize
-	}
+	q := storage.ListQuery{}
+	checkPageSize(&fe, req.GetPageSize(), &q.Limit)
 	switch strings.Join(strings.Fields(req.GetOrderBy()), " ") {
 	case "", "name", "name asc":
 		q.Order = storage.OrderByName
@@ -221,16 +226,36 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 	return resp, nil
 }
 
+// checkPageSize validates a requested page size and sets limit: 0 means
+// the default.
+func checkPageSize(fe *fieldErrors, size int32, limit *int) {
+	switch {
+	case size < 0:
+		fe.add("page_size", "must not be negative")
+	case size > maxPageSize:
+		fe.add("page_size", "must be at most %d", maxPageSize)
+	case size == 0:
+		*limit = defaultPageSize
+	default:
+		*limit = int(size)
+	}
+}
+
 // queryTag ties a page token to the order and filters it was issued for, so
 // a token replayed against another query is refused rather than misread.
 func queryTag(q storage.ListQuery) string {
-	h := fnv.New32a()
 	var b [3 + 8]byte
 	b[0], b[1], b[2] = byte(q.Order), byte(q.Kind), byte(q.Type)
 	if !q.ExpireBefore.IsZero() {
 		binary.BigEndian.PutUint64(b[3:], uint64(q.ExpireBefore.UnixNano()))
 	}
-	h.Write(b[:])
+	return hashTag(b[:])
+}
+
+// hashTag is a short, non-secret fingerprint of a query.
+func hashTag(b []byte) string {
+	h := fnv.New32a()
+	h.Write(b)
 	return fmt.Sprintf("%08x", h.Sum32())
 }
 
@@ -318,7 +343,21 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 		}
 	}
 	now := s.now().UTC()
+	ev := auditEvent(caller, storage.AuditUpdateToken, now)
+	ev.TargetID = in.GetId()
+	for _, f := range mutableFields {
+		if set[f] {
+			ev.Fields = append(ev.Fields, f)
+		}
+	}
 	updated, err := s.store.UpdateToken(ctx, in.GetId(), func(t *storage.Token) error {
+		// The ceiling holds for the token as it is in this transaction,
+		// not only as it was read above.
+		if t.Kind == storage.KindAdmin {
+			if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
+				return err
+			}
+		}
 		if set["name"] {
 			t.Name = name
 		}
@@ -348,9 +387,11 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 				return err
 			}
 		}
+		dropEndedGrace(t, now)
 		t.UpdateTime = now
+		ev.TargetName = t.Name
 		return nil
-	})
+	}, ev)
 	if err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
@@ -366,25 +407,46 @@ func (s *Service) DeleteToken(ctx context.Context, req *tokendv1.DeleteTokenRequ
 	if req.GetId() == "" {
 		return nil, invalidField("id", "is required")
 	}
-	if err := s.checkTargetCeiling(ctx, caller, req.GetId()); err != nil {
+	target, err := s.checkTargetCeiling(ctx, caller, req.GetId())
+	if err != nil {
 		return nil, s.toStatus(ctx, "DeleteToken", err)
 	}
-	if err := s.store.DeleteToken(ctx, req.GetId()); err != nil {
+	ev := auditEvent(caller, storage.AuditDeleteToken, s.now().UTC())
+	ev.TargetID, ev.TargetName = target.ID, target.Name
+	// The ceiling is checked again on the token as it is when deleted: it
+	// may have gained permissions since the read above.
+	check := func(t *storage.Token) error {
+		if t.Kind == storage.KindAdmin {
+			return checkCeiling(caller, t.Type, t.Permissions)
+		}
+		return nil
+	}
+	if err := s.store.DeleteToken(ctx, req.GetId(), check, ev); err != nil {
 		return nil, s.toStatus(ctx, "DeleteToken", err)
 	}
 	return &tokendv1.DeleteTokenResponse{}, nil
 }
 
-// checkTargetCeiling applies the ceiling rule to an existing token.
-func (s *Service) checkTargetCeiling(ctx context.Context, caller *entry, id string) error {
+// checkTargetCeiling applies the ceiling rule to an existing token, which
+// it returns.
+func (s *Service) checkTargetCeiling(ctx context.Context, caller *entry, id string) (*storage.Token, error) {
 	t, err := s.store.GetToken(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if t.Kind == storage.KindAdmin {
-		return checkCeiling(caller, t.Type, t.Permissions)
+		if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return t, nil
+}
+
+// dropEndedGrace forgets a previous secret whose grace period is over.
+func dropEndedGrace(t *storage.Token, now time.Time) {
+	if t.PreviousSecretHash != nil && !now.Before(t.PreviousExpireTime) {
+		t.PreviousSecretHash, t.PreviousExpireTime = nil, time.Time{}
+	}
 }
 
 // RegenerateToken implements tokendv1.TokenServiceServer.
@@ -396,7 +458,14 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 	if req.GetId() == "" {
 		return nil, invalidField("id", "is required")
 	}
-	if err := s.checkTargetCeiling(ctx, caller, req.GetId()); err != nil {
+	var grace time.Duration
+	if g := req.GetGracePeriod(); g != nil {
+		if g.CheckValid() != nil || g.AsDuration() < 0 || g.AsDuration() > maxGracePeriod {
+			return nil, invalidField("grace_period", "must be between 0s and %ds (24 hours)", int64(maxGracePeriod/time.Second))
+		}
+		grace = g.AsDuration()
+	}
+	if _, err := s.checkTargetCeiling(ctx, caller, req.GetId()); err != nil {
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}
 	// The secret is drawn once, outside the transaction, so a retried
@@ -404,6 +473,12 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 	var secret string
 	var hashed storage.Token
 	now := s.now().UTC()
+	ev := auditEvent(caller, storage.AuditRegenerateToken, now)
+	ev.TargetID = req.GetId()
+	ev.Fields = []string{"secret_hint", "expire_time"}
+	if grace > 0 {
+		ev.Fields = append(ev.Fields, "previous_secret_expire_time")
+	}
 	updated, err := s.store.UpdateToken(ctx, req.GetId(), func(t *storage.Token) error {
 		if secret == "" {
 			hashed.Kind = t.Kind
@@ -417,14 +492,24 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 				return err
 			}
 		}
+		// During a grace period the replaced secret keeps working, but
+		// never past its own expiry.
+		t.PreviousSecretHash, t.PreviousExpireTime = nil, time.Time{}
+		if prevEnd := now.Add(grace); grace > 0 && !expired(t, now) {
+			if !t.ExpireTime.IsZero() && t.ExpireTime.Before(prevEnd) {
+				prevEnd = t.ExpireTime
+			}
+			t.PreviousSecretHash, t.PreviousExpireTime = t.SecretHash, prevEnd
+		}
 		t.SecretHash, t.SecretHint = hashed.SecretHash, hashed.SecretHint
 		t.ExpireTime = time.Time{}
 		if t.Lifespan > 0 {
 			t.ExpireTime = now.Add(t.Lifespan)
 		}
 		t.UpdateTime = now
+		ev.TargetName = t.Name
 		return nil
-	})
+	}, ev)
 	if err != nil {
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}

@@ -19,6 +19,7 @@ const (
 	maxActionsPerCall = 1000
 	defaultPageSize   = 50
 	maxPageSize       = 1000
+	maxGracePeriod    = 24 * time.Hour
 )
 
 // cleanName trims a name and reports what is wrong with it, or "".
