@@ -46,6 +46,10 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // testServer is a running tokend with clients for both transports.
 type testServer struct {
 	srv     *server.Server
@@ -78,7 +82,7 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 	}
 	ts := &testServer{logs: &syncBuffer{}, stderr: &syncBuffer{}}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = newTextLogger(ts.logs)
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = ts.stderr

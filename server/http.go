@@ -14,11 +14,12 @@ import (
 	"github.com/tokend/tokend"
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/web"
 )
 
 // NewHTTPHandler returns tokend's HTTP interface over svc: the REST gateway
-// under /v1/, /healthz, /readyz, /metrics and /openapi.json. It is what Start
-// serves; tests use it under httptest.
+// under /v1/, /healthz, /readyz, /metrics, /openapi.json, and the web console
+// at /. It is what Start serves; tests use it under httptest.
 func NewHTTPHandler(ctx context.Context, svc *service.Service, log *slog.Logger) (http.Handler, error) {
 	return newHTTPHandler(ctx, svc, newMetrics(svc), log, DefaultMaxBodyBytes)
 }
@@ -74,6 +75,7 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(tokend.OpenAPI)
 	})
+	mux.Handle("/", web.Handler(web.Options{Lifespans: svc.Lifespans()}))
 	return observeHTTP(log, m, securityHeaders(mux)), nil
 }
 

@@ -13,11 +13,14 @@ import (
 // hashKeyLen is the size of a generated hash key.
 const hashKeyLen = 32
 
-// loadOrCreateHashKey reads the hex-encoded HMAC key from path, creating it
-// (mode 0600) with a random key if it does not exist. A key file that others
-// can read is refused: whoever holds the key and a copy of the database can
-// test guessed secrets offline.
-func loadOrCreateHashKey(path string) ([]byte, error) {
+// loadOrCreateHashKeys reads the hex-encoded HMAC keys from path, one per
+// line, newest first ('#' starts a comment line), creating the file (mode
+// 0600) with one random key if it does not exist. New secrets are hashed
+// with the newest key; older ones still verify tokens issued under them, so
+// a key can be rotated without invalidating any token. A key file that
+// others can read is refused: whoever holds the key and a copy of the
+// database can test guessed secrets offline.
+func loadOrCreateHashKeys(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createHashKey(path)
@@ -32,17 +35,25 @@ func loadOrCreateHashKey(path string) ([]byte, error) {
 	if info.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("hash key %s is readable by others (mode %v): run chmod 600 on it", path, info.Mode().Perm())
 	}
-	// The first non-empty line is the key; later lines are reserved for
-	// older keys kept during a rotation.
-	line, _, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
-	key, err := hex.DecodeString(strings.TrimSpace(line))
-	if err != nil || len(key) < hashKeyLen {
-		return nil, fmt.Errorf("hash key %s: want at least %d bytes, hex-encoded", path, hashKeyLen)
+	var keys [][]byte
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := hex.DecodeString(line)
+		if err != nil || len(key) < hashKeyLen {
+			return nil, fmt.Errorf("hash key file %s, line %d: want a key of at least %d bytes, hex-encoded", path, i+1, hashKeyLen)
+		}
+		keys = append(keys, key)
 	}
-	return key, nil
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("hash key file %s holds no key", path)
+	}
+	return keys, nil
 }
 
-func createHashKey(path string) ([]byte, error) {
+func createHashKey(path string) ([][]byte, error) {
 	key := make([]byte, hashKeyLen)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate hash key: %w", err)
@@ -50,7 +61,7 @@ func createHashKey(path string) ([]byte, error) {
 	if err := writeSecretFile(path, hex.EncodeToString(key)+"\n"); err != nil {
 		return nil, fmt.Errorf("write hash key: %w", err)
 	}
-	return key, nil
+	return [][]byte{key}, nil
 }
 
 // writeSecretFile writes data to a new file readable only by its owner and

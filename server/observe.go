@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokend/tokend/service"
@@ -19,6 +21,9 @@ func unaryObserver(log *slog.Logger, m *metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		begin := time.Now()
 		ctx, ci := service.WithCallInfo(ctx)
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			ci.ClientAddr = hostOf(p.Addr.String())
+		}
 		resp, err := handler(ctx, req)
 		took := time.Since(begin)
 		code := status.Code(err).String()
@@ -52,6 +57,7 @@ func observeHTTP(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		begin := time.Now()
 		ctx, ci := service.WithCallInfo(r.Context())
+		ci.ClientAddr = hostOf(r.RemoteAddr)
 		rt := &route{}
 		ctx = context.WithValue(ctx, routeKey{}, rt)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -73,6 +79,16 @@ func observeHTTP(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			slog.Duration("duration", took),
 			slog.String("caller", ci.CallerID))
 	})
+}
+
+// hostOf strips the port from a network address. The address is the
+// connection's peer: forwarded-for headers are not trusted, since any client
+// can set them.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // isKnownPath keeps metric labels bounded: only fixed paths become labels.

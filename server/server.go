@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -38,8 +40,19 @@ type Config struct {
 	AdminPrefix   string          // default "tkda"
 	FlushInterval time.Duration   // last-use flush period; default 1 minute
 	MaxBodyBytes  int64           // REST request body limit; default 1 MiB
-	Logger        *slog.Logger    // default: text on Stderr
-	Stderr        io.Writer       // where the root secret is printed; default os.Stderr
+	// AuditRetention is how long audit events are kept; default one year,
+	// negative keeps them forever.
+	AuditRetention time.Duration
+	// AuthFailureLimit failed authentications per minute from one client
+	// address are allowed before it is refused until the minute ends;
+	// default 20, negative disables damping.
+	AuthFailureLimit int
+	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
+	// TLSClientCAFile additionally requires gRPC clients to present a
+	// certificate signed by that CA (mutual TLS).
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	Logger                                   *slog.Logger // default: text on Stderr
+	Stderr                                   io.Writer    // where the root secret is printed; default os.Stderr
 }
 
 // Defaults for Config.
@@ -48,23 +61,26 @@ const (
 	DefaultHTTPAddr     = ":8080"
 	DefaultDataDir      = "./data"
 	DefaultMaxBodyBytes = 1 << 20
-	databaseFile        = "tokend.db"
-	hashKeyFile         = "hash.key"
+	// DefaultAuditRetention keeps a year of audit events.
+	DefaultAuditRetention = 365 * 24 * time.Hour
+	auditPruneInterval    = time.Hour
+	databaseFile          = "tokend.db"
+	hashKeyFile           = "hash.key"
 )
 
 // Server is a running tokend.
 type Server struct {
-	log        *slog.Logger
-	store      *bolt.Store
-	svc        *service.Service
-	grpcServer *grpc.Server
-	health     *health.Server
-	httpServer *http.Server
-	grpcLis    net.Listener
-	httpLis    net.Listener
-	stopFlush  context.CancelFunc
-	flushDone  chan struct{}
-	serveErr   chan error
+	log            *slog.Logger
+	store          *bolt.Store
+	svc            *service.Service
+	grpcServer     *grpc.Server
+	health         *health.Server
+	httpServer     *http.Server
+	grpcLis        net.Listener
+	httpLis        net.Listener
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
+	serveErr       chan error
 }
 
 // Start opens the store, bootstraps it on first start, and starts serving
@@ -78,10 +94,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
+	tlsConfig, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	key, err := loadOrCreateHashKey(cfg.HashKeyFile)
+	keys, err := loadOrCreateHashKeys(cfg.HashKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -91,11 +111,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	begin := time.Now()
 	s.svc, err = service.New(ctx, service.Config{
 		Store:       s.store,
-		HashKey:     key,
+		HashKeys:    keys,
 		APIPrefix:   cfg.APIPrefix,
 		AdminPrefix: cfg.AdminPrefix,
 		Lifespans:   cfg.Lifespans,
 		Logger:      cfg.Logger,
+
+		AuthFailureLimit: cfg.AuthFailureLimit,
 	})
 	if err != nil {
 		return nil, err
@@ -105,15 +127,27 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	flushCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopFlush, s.flushDone = stop, make(chan struct{})
+	backgroundCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBackground = stop
+	s.background.Add(1)
 	go func() {
-		defer close(s.flushDone)
-		s.svc.RunFlusher(flushCtx, cfg.FlushInterval)
+		defer s.background.Done()
+		s.svc.RunFlusher(backgroundCtx, cfg.FlushInterval)
 	}()
+	if cfg.AuditRetention > 0 {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.pruneAudit(backgroundCtx, cfg.AuditRetention)
+		}()
+	}
 
 	m := newMetrics(s.svc)
-	s.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(unaryObserver(s.log, m)))
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unaryObserver(s.log, m))}
+	if tlsConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
+	}
+	s.grpcServer = grpc.NewServer(opts...)
 	tokendv1.RegisterTokenServiceServer(s.grpcServer, s.svc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
@@ -136,9 +170,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("HTTP listener: %w", err)
 	}
+
 	go func() { s.serveErr <- s.grpcServer.Serve(s.grpcLis) }()
 	go func() {
-		if err := s.httpServer.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConfig != nil {
+			s.httpServer.TLSConfig = tlsConfig.http
+			err = s.httpServer.ServeTLS(s.httpLis, "", "")
+		} else {
+			err = s.httpServer.Serve(s.httpLis)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			s.serveErr <- err
 		}
 	}()
@@ -161,6 +203,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = DefaultAuditRetention
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
@@ -193,6 +238,25 @@ func (s *Server) bootstrap(ctx context.Context, cfg Config) error {
 	}
 	fmt.Fprintf(cfg.Stderr, "\nFirst start: this is the root admin token. It is shown once and never again:\n\n    %s\n\n", secret)
 	return nil
+}
+
+// pruneAudit deletes audit events older than retention, at start and then
+// every hour, until ctx is done.
+func (s *Server) pruneAudit(ctx context.Context, retention time.Duration) {
+	t := time.NewTicker(auditPruneInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.svc.PruneAuditEvents(ctx, retention); err != nil && ctx.Err() == nil {
+			s.log.Error("prune audit events", slog.Any("error", err))
+		} else if n > 0 {
+			s.log.Info("pruned audit events", slog.Int("deleted", n), slog.Duration("retention", retention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // GRPCAddr returns the address the gRPC server listens on.
@@ -239,9 +303,9 @@ func (s *Server) close(ctx context.Context) error {
 	} else if s.grpcLis != nil {
 		s.grpcLis.Close()
 	}
-	if s.stopFlush != nil {
-		s.stopFlush()
-		<-s.flushDone
+	if s.stopBackground != nil {
+		s.stopBackground()
+		s.background.Wait()
 	}
 	if s.svc != nil {
 		if err := s.svc.Close(context.WithoutCancel(ctx)); err != nil {

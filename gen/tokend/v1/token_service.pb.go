@@ -1485,8 +1485,8 @@ type AuditEvent struct {
 	TargetId string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
 	// That token's name after the change (before it, for a delete).
 	TargetName string `protobuf:"bytes,7,opt,name=target_name,json=targetName,proto3" json:"target_name,omitempty"`
-	// The fields changed (for an update: its mask), or the action ids
-	// registered.
+	// The fields changed (for an update: its mask), the action ids registered,
+	// or, at first start, the names of the tokens created.
 	ChangedFields []string `protobuf:"bytes,8,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
