@@ -1,0 +1,87 @@
+// The console's client of tokend's REST API (/v1/). The admin token lives in
+// sessionStorage: it survives a reload of the tab, not the tab itself.
+
+const KEY = 'tokend.adminToken';
+
+export const session = {
+  get token() { return sessionStorage.getItem(KEY); },
+  set token(t) { sessionStorage.setItem(KEY, t); },
+  clear() { sessionStorage.removeItem(KEY); },
+};
+
+// ApiError is a failed call: status is the HTTP status (0 when tokend could
+// not be reached) and violations the google.rpc.BadRequest field violations.
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `tokend answered HTTP ${status}`);
+    this.status = status;
+    this.violations = (body?.details || [])
+      .filter((d) => String(d['@type']).endsWith('google.rpc.BadRequest'))
+      .flatMap((d) => d.fieldViolations || []);
+  }
+}
+
+let onSignedOut = () => {};
+
+// onUnauthenticated registers what to do when the session's token stops
+// being accepted (deleted, regenerated or expired while signed in).
+export function onUnauthenticated(f) { onSignedOut = f; }
+
+// call sends one request and returns the decoded JSON answer, or throws an
+// ApiError. Paths are relative to the page, so a console served under a
+// path prefix still reaches its own API.
+export async function call(method, path, body, token = session.token) {
+  const headers = { Authorization: 'Bearer ' + token };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method, headers, cache: 'no-store', credentials: 'omit',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { message: 'tokend cannot be reached. Check the connection and try again.' });
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: keep the status */ }
+  if (!res.ok) {
+    const err = new ApiError(res.status, data);
+    if (res.status === 401 && token === session.token) onSignedOut(err);
+    throw err;
+  }
+  return data;
+}
+
+// listTokens returns every token of a kind, reading all pages.
+export async function listTokens(kind) {
+  const tokens = [];
+  let pageToken = '';
+  do {
+    const q = new URLSearchParams({ page_size: '1000', kind });
+    if (pageToken) q.set('page_token', pageToken);
+    const page = await call('GET', 'v1/tokens?' + q);
+    tokens.push(...(page.tokens || []));
+    pageToken = page.nextPageToken || '';
+  } while (pageToken);
+  return tokens;
+}
+
+export const getToken = (id) => call('GET', 'v1/tokens/' + encodeURIComponent(id)).then((r) => r.token);
+export const createToken = (token) => call('POST', 'v1/tokens', token);
+export const deleteToken = (id) => call('DELETE', 'v1/tokens/' + encodeURIComponent(id));
+export const regenerateToken = (id) => call('POST', 'v1/tokens/' + encodeURIComponent(id) + ':regenerate', {});
+
+// updateToken sends only the changed fields, naming them in update_mask.
+export function updateToken(id, changes, mask) {
+  const q = new URLSearchParams({ update_mask: mask.join(',') });
+  return call('PATCH', 'v1/tokens/' + encodeURIComponent(id) + '?' + q, changes).then((r) => r.token);
+}
+
+export function listActions(kind) {
+  const q = kind === 'TOKEN_KIND_ADMIN' ? '?kind=TOKEN_KIND_ADMIN' : '';
+  return call('GET', 'v1/actions' + q).then((r) => r.actions || []);
+}
+
+// checkToken tells whether token may sign in: it must be able to list tokens.
+export const checkToken = (token) => call('GET', 'v1/tokens?page_size=1', undefined, token);
