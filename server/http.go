@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -40,6 +42,12 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 			noteRPC(ctx)
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
+					fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+				return
+			}
 			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 		}),
 		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {
@@ -75,8 +83,22 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(tokend.OpenAPI)
 	})
-	mux.Handle("/", web.Handler(web.Options{Lifespans: svc.Lifespans()}))
+	mux.Handle("/", onlyGet(web.Handler(web.Options{Lifespans: svc.Lifespans()})))
 	return observeHTTP(log, m, securityHeaders(mux)), nil
+}
+
+// onlyGet answers 405 to any method but GET and HEAD. The console is
+// mounted at "/", so it also catches wrong methods on the fixed paths
+// (POST /healthz): they get 405 rather than the console's 404.
+func onlyGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeMethodNotAllowed(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noteRPC records which RPC the gateway mapped a request to.
@@ -92,12 +114,26 @@ func noteRPC(ctx context.Context) {
 // gateway's default 501) when the path exists under another method.
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	if httpStatus == http.StatusMethodNotAllowed {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		fmt.Fprintf(w, `{"code":%d,"message":"method %s not allowed on this path","details":[]}`+"\n", codes.Unimplemented, r.Method)
+		writeMethodNotAllowed(w, r)
 		return
 	}
 	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+}
+
+// writeError answers with the gateway's JSON error shape, for the errors the
+// HTTP layer raises before a request reaches the gateway's own handler.
+func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, message string) {
+	body, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(status.New(code, message).Proto())
+	if err != nil {
+		body = []byte(`{"code":13,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	w.Write(body)
+}
+
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusMethodNotAllowed, codes.Unimplemented, fmt.Sprintf("method %s not allowed on this path", r.Method))
 }
 
 // limitBody refuses bodies larger than max: announced ones with 413 before
@@ -105,9 +141,8 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 func limitBody(max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"code":%d,"message":"request body larger than %d bytes","details":[]}`+"\n", codes.ResourceExhausted, max)
+			writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
+				fmt.Sprintf("request body larger than %d bytes", max))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
@@ -124,4 +159,3 @@ func securityHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-

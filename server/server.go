@@ -44,8 +44,8 @@ type Config struct {
 	// negative keeps them forever.
 	AuditRetention time.Duration
 	// AuthFailureLimit failed authentications per minute from one client
-	// address are allowed before it is refused until the minute ends;
-	// default 20, negative disables damping.
+	// address are answered as usual; further ones get ResourceExhausted
+	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
 	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
 	// TLSClientCAFile additionally requires gRPC clients to present a
@@ -288,8 +288,9 @@ func (s *Server) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
 			s.httpServer.Close()
 		}
-	} else if s.httpLis != nil {
-		s.httpLis.Close()
+	}
+	if s.httpLis != nil {
+		s.httpLis.Close() // not yet served when Start failed; closing twice is harmless
 	}
 	if s.grpcServer != nil {
 		stopped := make(chan struct{})
@@ -300,7 +301,8 @@ func (s *Server) close(ctx context.Context) error {
 			s.grpcServer.Stop()
 			<-stopped
 		}
-	} else if s.grpcLis != nil {
+	}
+	if s.grpcLis != nil {
 		s.grpcLis.Close()
 	}
 	if s.stopBackground != nil {

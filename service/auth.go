@@ -41,17 +41,24 @@ func WithCallInfo(ctx context.Context) (context.Context, *CallInfo) {
 // when the credential lacks action.
 func (s *Service) authorize(ctx context.Context, action string) (*entry, error) {
 	ci, _ := ctx.Value(callInfoKey{}).(*CallInfo)
-	var addr string
-	if ci != nil {
-		addr = ci.ClientAddr
-	}
-	if wait := s.failures.retryAfter(addr, s.now()); wait > 0 {
-		return nil, status.Errorf(codes.ResourceExhausted,
-			"too many failed authentications from your address: retry in %d s", int(wait.Seconds())+1)
-	}
 	e, err := s.authenticate(ctx)
 	if err != nil {
-		s.failures.fail(addr, s.now())
+		// Failed attempts are damped per client address. A valid
+		// credential is always served, even from a damped address: a
+		// 256-bit secret cannot be guessed anyway, and backends sharing
+		// an address (a NAT, a proxy) with a misbehaving client must not
+		// lose access because of it.
+		var addr string
+		if ci != nil {
+			addr = ci.ClientAddr
+		}
+		now := s.now()
+		wait := s.failures.retryAfter(addr, now)
+		s.failures.fail(addr, now)
+		if wait > 0 {
+			return nil, status.Errorf(codes.ResourceExhausted,
+				"too many failed authentications from your address: retry in %d s", int(wait.Seconds())+1)
+		}
 		return nil, err
 	}
 	if ci != nil {

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// failureLimiter damps credential guessing: a client address that fails
-// authentication too often within a window is refused until the window
-// ends, while every other address is served as usual. Only addresses that
-// failed are tracked, and a clean hot path pays one atomic load.
+// failureLimiter damps credential guessing: once a client address has failed
+// authentication too often within a window, its further failures are
+// answered with ResourceExhausted (HTTP 429) until the window ends, telling
+// scanners to back off; valid credentials are never refused. Only addresses
+// that failed are tracked, and successful calls never touch the limiter.
 type failureLimiter struct {
 	limit  int
 	window time.Duration

@@ -45,9 +45,9 @@ type Config struct {
 	// default slog.Default().
 	Logger *slog.Logger
 	// AuthFailureLimit is how many failed authentications one client
-	// address may make per AuthFailureWindow before it is refused
-	// (ResourceExhausted) until the window ends. Default 20 per minute;
-	// negative disables damping.
+	// address may make per AuthFailureWindow before its further failures
+	// are answered ResourceExhausted until the window ends. Default 20 per
+	// minute; negative disables damping.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
 }

@@ -32,10 +32,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tokend:", err)
-		}
 		stop()
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tokend:", err)
 		os.Exit(2)
 	}
 }
@@ -165,6 +166,9 @@ func envName(flagName string) string {
 	return "TOKEND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// maxLifespanDays keeps lifespans far from time.Duration's limit (~292 years).
+const maxLifespanDays = 100 * 365
+
 // parseLifespans reads "7d,30d,90d": whole days ("Nd") or Go durations.
 func parseLifespans(s string) ([]time.Duration, error) {
 	var out []time.Duration
@@ -176,8 +180,8 @@ func parseLifespans(s string) ([]time.Duration, error) {
 		var d time.Duration
 		if days, ok := strings.CutSuffix(part, "d"); ok {
 			n, err := strconv.Atoi(days)
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("-lifespans: %q is not a number of days", part)
+			if err != nil || n <= 0 || n > maxLifespanDays {
+				return nil, fmt.Errorf("-lifespans: %q is not a number of days from 1 to %d", part, maxLifespanDays)
 			}
 			d = time.Duration(n) * 24 * time.Hour
 		} else {
