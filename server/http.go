@@ -28,12 +28,12 @@ func NewHTTPHandler(ctx context.Context, svc *service.Service, log *slog.Logger)
 
 func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *slog.Logger, maxBody int64) (http.Handler, error) {
 	gateway := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// Unknown fields are an error, not silently dropped: a typo in
 			// a field name must not look like success.
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		// Only the Authorization header becomes metadata (the gateway passes
 		// it through by itself); nothing else a client sends does, so no
 		// other header can smuggle in a second credential.

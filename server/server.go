@@ -143,7 +143,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	m := newMetrics(s.svc)
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unaryObserver(s.log, m))}
+	codec, undecodable := newRequestCodec()
+	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
+	}
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}

@@ -10,9 +10,11 @@ import (
 	"github.com/tokend/tokend/storage"
 )
 
-// tokenView is the API form of a stored token; lastUsed is the later of the
-// stored and in-memory last-use times.
-func tokenView(t *storage.Token, lastUsed time.Time) *tokendv1.Token {
+// tokenView is the API form of a stored token at now; lastUsed is the later
+// of the stored and in-memory last-use times. A zero now keeps every
+// time-dependent field (the index builds views once per version and
+// settles them per call in withLastUsed).
+func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	v := &tokendv1.Token{
 		Id:          t.ID,
 		Name:        t.Name,
@@ -30,7 +32,7 @@ func tokenView(t *storage.Token, lastUsed time.Time) *tokendv1.Token {
 	if !t.ExpireTime.IsZero() {
 		v.ExpireTime = timestamppb.New(t.ExpireTime)
 	}
-	if t.PreviousSecretHash != nil && !t.PreviousExpireTime.IsZero() {
+	if t.PreviousSecretHash != nil && !t.PreviousExpireTime.IsZero() && (now.IsZero() || now.Before(t.PreviousExpireTime)) {
 		v.PreviousSecretExpireTime = timestamppb.New(t.PreviousExpireTime)
 	}
 	if t.LastUsedTime.After(lastUsed) {
@@ -42,9 +44,9 @@ func tokenView(t *storage.Token, lastUsed time.Time) *tokendv1.Token {
 	return v
 }
 
-// withLastUsed returns a copy of an entry's view carrying its current
+// viewAt returns a copy of an entry's view at now, carrying its current
 // last-use time. The copy shares the view's immutable sub-messages.
-func (e *entry) withLastUsed() *tokendv1.Token {
+func (e *entry) viewAt(now time.Time) *tokendv1.Token {
 	v := e.view
 	out := &tokendv1.Token{
 		Id:          v.Id,
@@ -58,8 +60,9 @@ func (e *entry) withLastUsed() *tokendv1.Token {
 		CreateTime:  v.CreateTime,
 		UpdateTime:  v.UpdateTime,
 		SecretHint:  v.SecretHint,
-
-		PreviousSecretExpireTime: v.PreviousSecretExpireTime,
+	}
+	if e.hasPrev && now.Before(e.tok.PreviousExpireTime) {
+		out.PreviousSecretExpireTime = v.PreviousSecretExpireTime
 	}
 	if last := e.usage.last(); !last.IsZero() {
 		out.LastUsedTime = timestamppb.New(last)

@@ -15,12 +15,21 @@ import (
 )
 
 // fieldErrors collects what is wrong with a request, field by field, so one
-// answer names every bad field (google.rpc.BadRequest details).
+// answer names every bad field (google.rpc.BadRequest details). It keeps the
+// first maxViolations and counts the rest, so a hostile request with 10^5
+// bad entries cannot make the error larger than the request.
 type fieldErrors struct {
 	violations []*errdetails.BadRequest_FieldViolation
+	more       int
 }
 
+const maxViolations = 20
+
 func (f *fieldErrors) add(field, format string, args ...any) {
+	if len(f.violations) >= maxViolations {
+		f.more++
+		return
+	}
 	f.violations = append(f.violations, &errdetails.BadRequest_FieldViolation{
 		Field:       field,
 		Description: fmt.Sprintf(format, args...),
@@ -38,7 +47,11 @@ func (f *fieldErrors) err() error {
 	for i, v := range f.violations {
 		parts[i] = v.Field + ": " + v.Description
 	}
-	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
+	msg := "invalid request: " + strings.Join(parts, "; ")
+	if f.more > 0 {
+		msg += fmt.Sprintf("; and %d more", f.more)
+	}
+	st := status.New(codes.InvalidArgument, msg)
 	if withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: f.violations}); err == nil {
 		st = withDetails
 	}

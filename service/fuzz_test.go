@@ -288,9 +288,9 @@ func (fs *fuzzService) resolve(id *string) bool {
 	return *id != fs.rootID
 }
 
-// checkStatus fails unless err is nil or a clean refusal: never Internal or
+// fuzzCheckStatus fails unless err is nil or a clean refusal: never Internal or
 // Unknown, and an InvalidArgument names its fields in BadRequest details.
-func checkStatus(t *testing.T, rpc string, req proto.Message, err error) {
+func fuzzCheckStatus(t *testing.T, rpc string, req proto.Message, err error) {
 	t.Helper()
 	if err == nil {
 		return
@@ -360,7 +360,7 @@ func FuzzRequestValidation(f *testing.F) {
 				create.Token.Name = s
 			}
 			_, err := fs.svc.CreateToken(ctx, &create)
-			checkStatus(t, "CreateToken", &create, err)
+			fuzzCheckStatus(t, "CreateToken", &create, err)
 		}
 
 		var update tokendv1.UpdateTokenRequest
@@ -373,7 +373,7 @@ func FuzzRequestValidation(f *testing.F) {
 			}
 			if update.Token != nil && fs.resolve(&update.Token.Id) {
 				_, err := fs.svc.UpdateToken(ctx, &update)
-				checkStatus(t, "UpdateToken", &update, err)
+				fuzzCheckStatus(t, "UpdateToken", &update, err)
 			}
 		}
 
@@ -383,7 +383,7 @@ func FuzzRequestValidation(f *testing.F) {
 				list.PageToken = s
 			}
 			resp, err := fs.svc.ListTokens(ctx, &list)
-			checkStatus(t, "ListTokens", &list, err)
+			fuzzCheckStatus(t, "ListTokens", &list, err)
 			if err == nil && len(resp.GetTokens()) > max(int(list.GetPageSize()), 50) {
 				t.Fatalf("ListTokens(%v) returned %d tokens", &list, len(resp.GetTokens()))
 			}
@@ -396,7 +396,7 @@ func FuzzRequestValidation(f *testing.F) {
 			}
 			if fs.resolve(&regen.Id) {
 				_, err := fs.svc.RegenerateToken(ctx, &regen)
-				checkStatus(t, "RegenerateToken", &regen, err)
+				fuzzCheckStatus(t, "RegenerateToken", &regen, err)
 			}
 		}
 
@@ -406,7 +406,7 @@ func FuzzRequestValidation(f *testing.F) {
 				intro.Actions = append(intro.Actions, s)
 			}
 			resp, err := fs.svc.IntrospectToken(ctx, &intro)
-			checkStatus(t, "IntrospectToken", &intro, err)
+			fuzzCheckStatus(t, "IntrospectToken", &intro, err)
 			if err == nil && !resp.GetActive() && (resp.GetToken() != nil || resp.GetAllowed() || len(resp.GetDeniedActions()) > 0) {
 				t.Fatalf("IntrospectToken(%v): inactive answer says more than why: %v", &intro, resp)
 			}
@@ -418,7 +418,7 @@ func FuzzRequestValidation(f *testing.F) {
 				register.Actions = append(register.Actions, &tokendv1.Action{Id: s, Description: s})
 			}
 			_, err := fs.svc.RegisterActions(ctx, &register)
-			checkStatus(t, "RegisterActions", &register, err)
+			fuzzCheckStatus(t, "RegisterActions", &register, err)
 		}
 
 		var audit tokendv1.ListAuditEventsRequest
@@ -428,7 +428,7 @@ func FuzzRequestValidation(f *testing.F) {
 			}
 			fs.resolve(&audit.TargetId)
 			_, err := fs.svc.ListAuditEvents(ctx, &audit)
-			checkStatus(t, "ListAuditEvents", &audit, err)
+			fuzzCheckStatus(t, "ListAuditEvents", &audit, err)
 		}
 
 		// The RPCs the list leaves out take an id or a kind only.
@@ -439,12 +439,12 @@ func FuzzRequestValidation(f *testing.F) {
 			}
 			fs.resolve(&get.Id)
 			_, err := fs.svc.GetToken(ctx, &get)
-			checkStatus(t, "GetToken", &get, err)
+			fuzzCheckStatus(t, "GetToken", &get, err)
 		}
 		var actions tokendv1.ListActionsRequest
 		if proto.Unmarshal(data, &actions) == nil {
 			_, err := fs.svc.ListActions(ctx, &actions)
-			checkStatus(t, "ListActions", &actions, err)
+			fuzzCheckStatus(t, "ListActions", &actions, err)
 		}
 	})
 }
@@ -475,7 +475,7 @@ func FuzzPageToken(f *testing.F) {
 		"", first.GetNextPageToken(), byCreate.GetNextPageToken(), events.GetNextPageToken(),
 		"~", "~~", "x~", "abc", "\xff~\x00",
 		base64.RawURLEncoding.EncodeToString([]byte("n")) + "~00000000",
-		base64.RawURLEncoding.EncodeToString([]byte("nzzzz")) + "~" + tagOf(first.GetNextPageToken()),
+		base64.RawURLEncoding.EncodeToString([]byte("nzzzz")) + "~" + fuzzTagOf(first.GetNextPageToken()),
 		base64.RawURLEncoding.EncodeToString([]byte("a\x00\x00\x00\x00\x00\x00\x00\x01")) + "~811c9dc5",
 		base64.StdEncoding.EncodeToString([]byte("a\xff\xff\xff\xff\xff\xff\xff\xff")) + "~811c9dc5",
 		strings.Repeat("A", 10000) + "~811c9dc5",
@@ -491,9 +491,9 @@ func FuzzPageToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pageToken, targetID, orderBy string, kind, typ, size int32) {
 		lreq := &tokendv1.ListTokensRequest{PageToken: pageToken, OrderBy: orderBy, Kind: tokendv1.TokenKind(kind), Type: tokendv1.TokenType(typ), PageSize: size}
 		resp, err := fs.svc.ListTokens(ctx, lreq)
-		checkStatus(t, "ListTokens", lreq, err)
+		fuzzCheckStatus(t, "ListTokens", lreq, err)
 		if err == nil {
-			checkPage(t, "ListTokens", size, len(resp.GetTokens()))
+			fuzzCheckPage(t, "ListTokens", size, len(resp.GetTokens()))
 			if next := resp.GetNextPageToken(); next != "" {
 				lreq.PageToken = next
 				_, err := fs.svc.ListTokens(ctx, lreq)
@@ -506,9 +506,9 @@ func FuzzPageToken(f *testing.F) {
 		fs.resolve(&targetID)
 		areq := &tokendv1.ListAuditEventsRequest{PageToken: pageToken, TargetId: targetID, PageSize: size}
 		aresp, err := fs.svc.ListAuditEvents(ctx, areq)
-		checkStatus(t, "ListAuditEvents", areq, err)
+		fuzzCheckStatus(t, "ListAuditEvents", areq, err)
 		if err == nil {
-			checkPage(t, "ListAuditEvents", size, len(aresp.GetAuditEvents()))
+			fuzzCheckPage(t, "ListAuditEvents", size, len(aresp.GetAuditEvents()))
 			for _, ev := range aresp.GetAuditEvents() {
 				if targetID != "" && ev.GetTargetId() != targetID {
 					t.Fatalf("ListAuditEvents(target %q) returned an event about %q", targetID, ev.GetTargetId())
@@ -524,14 +524,14 @@ func FuzzPageToken(f *testing.F) {
 	})
 }
 
-// tagOf is what follows the last '~' of a page token.
-func tagOf(pageToken string) string {
+// fuzzTagOf is what follows the last '~' of a page token.
+func fuzzTagOf(pageToken string) string {
 	return pageToken[strings.LastIndexByte(pageToken, '~')+1:]
 }
 
-// checkPage fails when a page holds more than the page size asked for (0
+// fuzzCheckPage fails when a page holds more than the page size asked for (0
 // meaning 50).
-func checkPage(t *testing.T, rpc string, size int32, n int) {
+func fuzzCheckPage(t *testing.T, rpc string, size int32, n int) {
 	t.Helper()
 	limit := int(size)
 	if size == 0 {

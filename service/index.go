@@ -172,7 +172,7 @@ func (e *entry) matches(h *secretHash, now time.Time) (valid, previous bool) {
 }
 
 func newEntry(t *storage.Token, previous *entry) *entry {
-	e := &entry{tok: t, grant: newGrant(t), view: tokenView(t, time.Time{})}
+	e := &entry{tok: t, grant: newGrant(t), view: tokenView(t, time.Time{}, time.Time{})}
 	copy(e.hash[:], t.SecretHash)
 	if len(t.PreviousSecretHash) == hashLen && !t.PreviousExpireTime.IsZero() {
 		copy(e.prevHash[:], t.PreviousSecretHash)

@@ -29,11 +29,12 @@ func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectT
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	e, previous, reason := s.introspect(req.GetToken(), s.now())
+	now := s.now()
+	e, previous, reason := s.introspect(req.GetToken(), now)
 	if e == nil {
 		return &tokendv1.IntrospectTokenResponse{InactiveReason: reason}, nil
 	}
-	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.withLastUsed(), Allowed: true, PreviousSecret: previous}
+	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.viewAt(now), Allowed: true, PreviousSecret: previous}
 	for _, a := range actions {
 		if !e.grant.allows(a) {
 			resp.Allowed = false

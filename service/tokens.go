@@ -86,7 +86,7 @@ func (s *Service) CreateToken(ctx context.Context, req *tokendv1.CreateTokenRequ
 	if err := s.store.CreateToken(ctx, t, ev); err != nil {
 		return nil, s.toStatus(ctx, "CreateToken", err)
 	}
-	return &tokendv1.CreateTokenResponse{Token: tokenView(t, time.Time{}), Secret: secret}, nil
+	return &tokendv1.CreateTokenResponse{Token: tokenView(t, time.Time{}, now), Secret: secret}, nil
 }
 
 // checkPermissions validates the permissions of a token of this kind and
@@ -168,7 +168,7 @@ func (s *Service) view(t *storage.Token) *tokendv1.Token {
 	if e := s.index.byTokenID(t.ID); e != nil {
 		lastUsed = e.usage.last()
 	}
-	return tokenView(t, lastUsed)
+	return tokenView(t, lastUsed, s.now())
 }
 
 // ListTokens implements tokendv1.TokenServiceServer.
@@ -271,6 +271,9 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 	in := req.GetToken()
 	if in.GetId() == "" {
 		return nil, invalidField("token.id", "is required")
+	}
+	if n := len(req.GetUpdateMask().GetPaths()); n > maxMaskPaths {
+		return nil, invalidField("update_mask", "at most %d paths (got %d)", maxMaskPaths, n)
 	}
 	var fe fieldErrors
 	set := map[string]bool{}

@@ -20,6 +20,7 @@ const (
 	defaultPageSize   = 50
 	maxPageSize       = 1000
 	maxGracePeriod    = 24 * time.Hour
+	maxMaskPaths      = 20
 )
 
 // cleanName trims a name and reports what is wrong with it, or "".

@@ -48,6 +48,10 @@ var (
 	// keyBootstrapped is present (with an empty value) once Bootstrap has
 	// stored the initial tokens; deleting those tokens does not remove it.
 	keyBootstrapped = []byte("bootstrapped")
+	// keyWriteProbe is written and removed again by Ping to find out
+	// whether the disk takes writes again after a failed commit; it is
+	// never left behind by a successful probe.
+	keyWriteProbe = []byte("write_probe")
 	// keyAuditSequence holds the sequence number of the last audit event
 	// recorded, 8 bytes big-endian; absent before the first. It lives here
 	// rather than being derived from the last key of bucketAudit so that

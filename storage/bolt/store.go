@@ -52,6 +52,12 @@ type Store struct {
 	// take it. It also guards subs.
 	mu   sync.Mutex
 	subs []*subscriber
+
+	// writeErr is the error of the last write that failed to commit (a
+	// full or read-only disk), nil once a write commits again. Ping
+	// reports it.
+	writeErr  atomic.Pointer[error]
+	lastProbe atomic.Int64 // unix nanoseconds of Ping's last write probe
 }
 
 type subscriber struct {
@@ -151,15 +157,49 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping runs a read transaction. It returns storage.ErrClosed after Close.
+// Ping reports whether the store can serve reads and writes. A read
+// transaction succeeds on a full or read-only disk, so Ping also returns the
+// error of the last write that failed to commit, until a write commits
+// again. While in that state it probes, at most every probeInterval, with a
+// write of probeSize bytes (removed again at once): large enough to need
+// fresh pages, so a disk with no room left fails it, and readiness comes
+// back when the disk does even if no client writes. It returns
+// storage.ErrClosed after Close.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.view(ctx, "ping", func(tx *bbolt.Tx) error {
+	err := s.view(ctx, "ping", func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketTokens) == nil {
 			return fmt.Errorf("%w: tokens bucket missing", storage.ErrCorrupt)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	failed := s.writeErr.Load()
+	if failed == nil {
+		return nil
+	}
+	now := s.now()
+	if last := s.lastProbe.Load(); last != 0 && now.Sub(time.Unix(0, last)) < probeInterval {
+		return *failed
+	}
+	s.lastProbe.Store(now.UnixNano())
+	probe := make([]byte, probeSize)
+	if err := s.update(ctx, "write probe", nil, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
+		return nil, false, tx.Bucket(bucketMeta).Put(keyWriteProbe, probe)
+	}); err != nil {
+		return err
+	}
+	return s.update(ctx, "write probe", nil, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
+		return nil, false, tx.Bucket(bucketMeta).Delete(keyWriteProbe)
+	})
 }
+
+// The write probe of Ping after a failed commit.
+const (
+	probeSize     = 64 << 10
+	probeInterval = 5 * time.Second
+)
 
 // CreateToken stores t, its indexes and the audit event (if not nil) in one
 // transaction, and sets audit.ID once it has committed. It returns an error
@@ -458,12 +498,16 @@ func (s *Store) update(ctx context.Context, op string, audit *storage.AuditEvent
 		changes []storage.Change
 		auditID string
 	)
+	var fnErr error // a refusal of the write itself, not a store failure
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		var (
 			record bool
 			err    error
 		)
 		changes, record, err = fn(tx)
+		if err != nil {
+			fnErr = err
+		}
 		if err != nil || !record || audit == nil {
 			return err
 		}
@@ -471,8 +515,13 @@ func (s *Store) update(ctx context.Context, op string, audit *storage.AuditEvent
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, mapClosed(err))
+		err = fmt.Errorf("%s: %w", op, mapClosed(err))
+		if fnErr == nil {
+			s.writeErr.Store(&err)
+		}
+		return err
 	}
+	s.writeErr.Store(nil)
 	if auditID != "" {
 		audit.ID = auditID
 	}
