@@ -75,12 +75,20 @@ function route() {
   document.title = 'API Tokens · tokend';
   // After a navigation, move focus to the new page (or to the new secret)
   // so that keyboard and screen reader users start from its top.
-  const focusAfter = !firstRoute;
-  firstRoute = false;
-  Promise.resolve(done).then(() => {
-    if (!focusAfter) return;
-    const target = bannerBox.querySelector('h2') || main.querySelector('h1') || main;
+  if (firstRoute) {
+    firstRoute = false;
+    return;
+  }
+  const target = bannerBox.querySelector('h2') || main.querySelector('h1');
+  if (target) {
     target.focus();
+    return;
+  }
+  // The page is still loading: hold focus on main until its heading comes,
+  // unless the user has moved on by then.
+  main.focus();
+  Promise.resolve(done).then(() => {
+    if (document.activeElement === main) main.querySelector('h1')?.focus();
   });
 }
 
@@ -164,7 +172,7 @@ function showSignIn(message) {
     h('label', { for: 'admin-token' }, 'Admin token'), input, error, button);
   main.replaceChildren(h('section', { class: 'card signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to tokend'),
-    h('p', {}, 'Paste an admin token. It is kept in this browser tab only, until you sign out or close the tab.'),
+    h('p', { class: 'intro' }, 'Paste an admin token. It is kept in this browser tab only, until you sign out or close the tab.'),
     form));
   document.title = 'Sign in · tokend';
   input.focus();

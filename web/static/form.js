@@ -1,6 +1,6 @@
 // The edition form: create a token, or edit and regenerate one.
 
-import { getToken, createToken, updateToken, regenerateToken, listActions } from './api.js';
+import { session, getToken, createToken, updateToken, regenerateToken, listActions } from './api.js';
 import { h, icon, announce, confirm } from './dom.js';
 import { permissionPicker } from './permissions.js';
 import { ADMIN, TYPES, CUSTOM, durationLabel, formatDate, formatDateTime, isExpired, typeLabel } from './format.js';
@@ -71,13 +71,19 @@ export async function renderForm(main, { kind, id, lifespans, onCreated, onSecre
 
   const title = h('h1', { id: 'form-title', tabindex: '-1' }, token ? token.name : admin ? 'Create new admin token' : 'Create new API Token');
   const meta = h('dl', { class: 'meta' });
-  const regenerate = token && h('button', { type: 'button', class: 'secondary', onclick: regen }, icon('refresh'), 'Regenerate');
-  const drawMeta = () => token && meta.replaceChildren(
-    metaItem('Kind', admin ? 'Admin token' : 'API token'),
-    metaItem('Secret', token.secretHint),
-    metaItem('Created', formatDateTime(token.createTime)),
-    metaItem('Last used', token.lastUsedTime ? formatDateTime(token.lastUsedTime) : 'Never'),
-    metaItem('Expires', !token.expireTime ? 'Unlimited' : (isExpired(token) ? 'Expired on ' : '') + formatDateTime(token.expireTime)));
+  const regenerate = token && h('button', { type: 'button', onclick: regen }, icon('refresh'), 'Regenerate');
+  // drawMeta shows what the server says of the token: it changes with
+  // every save and regeneration.
+  const drawMeta = () => {
+    if (!token) return;
+    meta.replaceChildren(
+      metaItem('Kind', admin ? 'Admin token' : 'API token'),
+      metaItem('Secret', token.secretHint),
+      metaItem('Created', formatDateTime(token.createTime)),
+      metaItem('Last used', token.lastUsedTime ? formatDateTime(token.lastUsedTime) : 'Never'),
+      metaItem('Expires', !token.expireTime ? 'Unlimited' : (isExpired(token) ? 'Expired on ' : '') + formatDateTime(token.expireTime)));
+    form.querySelector('#f-lifespan-hint').textContent = durationHint(token);
+  };
   drawMeta();
 
   main.replaceChildren(
@@ -145,8 +151,12 @@ export async function renderForm(main, { kind, id, lifespans, onCreated, onSecre
       confirmLabel: 'Regenerate',
     });
     if (!ok) return;
+    // Regenerating the admin token this console is signed in with: keep
+    // the session alive with the new secret.
+    const own = session.token && secretHint(session.token) === token.secretHint;
     try {
       const res = await regenerateToken(token.id);
+      if (own) session.token = res.secret;
       token = res.token;
       drawMeta();
       onSecret(res.secret, 'regenerated');
@@ -181,6 +191,12 @@ export async function renderForm(main, { kind, id, lifespans, onCreated, onSecre
     announce('The token was not saved: ' + violations.map((v) => v.description).join('; '));
     return true;
   }
+}
+
+// secretHint is what the server shows of a secret: its prefix and last four
+// characters.
+function secretHint(secret) {
+  return secret.slice(0, secret.lastIndexOf('_') + 1) + '…' + secret.slice(-4);
 }
 
 function metaItem(term, value) {

@@ -53,8 +53,7 @@ export async function renderList(main, kind, showError) {
     tokens = await listTokens(kind);
   } catch (err) {
     body.removeAttribute('aria-busy');
-    body.replaceChildren(h('p', { class: 'empty' }, 'The tokens could not be loaded: ' + err.message));
-    if (err.status !== 401) showError(err);
+    body.replaceChildren(h('p', { class: 'empty', role: 'alert' }, 'The tokens could not be loaded: ' + err.message));
     return;
   }
   body.removeAttribute('aria-busy');

@@ -71,7 +71,7 @@ export function permissionPicker(loader, initial) {
         toggle.setAttribute('aria-expanded', String(open));
         list.hidden = !open;
       },
-    }, icon('chevron'), h('span', { class: 'subject mono' }, subject), count);
+    }, icon('chevron'), h('span', { class: 'disclosure-text' }, h('span', { class: 'subject mono' }, subject), count));
 
     function sync() {
       for (const b of boxes) {
