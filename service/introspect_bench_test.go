@@ -6,6 +6,9 @@ package service
 //
 //	go test ./service -run '^$' -bench . -benchmem
 //
+// With -short only the smallest index is built (CI runs them once with
+// -short -benchtime=1x so that they never rot).
+//
 // The index is filled directly through index.apply, the way the change feed
 // fills it, with synthetic tokens whose SecretHash is the real keyed hash of
 // a generated secret, so every lookup goes through the real parse, checksum,
@@ -15,7 +18,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
@@ -76,6 +78,9 @@ var benchFixtures sync.Map // size → *fixtureOnce
 // using the service after that directory is gone.
 func fixture(b *testing.B, n int) *benchFixture {
 	b.Helper()
+	if testing.Short() && n > benchSizes[0] {
+		b.Skipf("-short: only %d tokens", benchSizes[0])
+	}
 	v, _ := benchFixtures.LoadOrStore(n, &fixtureOnce{})
 	fo := v.(*fixtureOnce)
 	fo.once.Do(func() { fo.f, fo.err = buildFixture(b.TempDir(), n) })
@@ -119,8 +124,8 @@ func buildFixture(dir string, n int) (*benchFixture, error) {
 	r.Shuffle(len(f.valid), func(i, j int) { f.valid[i], f.valid[j] = f.valid[j], f.valid[i] })
 	r.Shuffle(len(f.expired), func(i, j int) { f.expired[i], f.expired[j] = f.expired[j], f.expired[i] })
 	for range 1024 {
-		f.unknown = append(f.unknown, benchSecret(r, DefaultAPIPrefix))
-		bad := []byte(benchSecret(r, DefaultAPIPrefix))
+		f.unknown = append(f.unknown, benchSecret(s, storage.KindAPI))
+		bad := []byte(benchSecret(s, storage.KindAPI))
 		bad[len(bad)-1] = base62[(base62Value[bad[len(bad)-1]]+1)%62]
 		f.malformed = append(f.malformed, string(bad))
 	}
@@ -133,13 +138,13 @@ func buildFixture(dir string, n int) (*benchFixture, error) {
 		custom.Permissions = append(custom.Permissions, fmt.Sprintf("api::subject%03d.subject%03d.update", i, i))
 	}
 	f.customAct = custom.Permissions[len(custom.Permissions)-1]
-	f.custom = benchSecret(r, DefaultAPIPrefix)
+	f.custom = benchSecret(s, storage.KindAPI)
 	custom.SecretHash = hashSlice(s.hasher.sum(f.custom))
 	s.index.apply(storage.Change{ID: custom.ID, Token: custom})
 
 	admin := benchToken(n+1, now)
 	admin.Kind, admin.Type = storage.KindAdmin, storage.TypeFullAccess
-	f.admin = benchSecret(r, DefaultAdminPrefix)
+	f.admin = benchSecret(s, storage.KindAdmin)
 	admin.SecretHash = hashSlice(s.hasher.sum(f.admin))
 	s.index.apply(storage.Change{ID: admin.ID, Token: admin})
 
@@ -154,8 +159,8 @@ func buildFixture(dir string, n int) (*benchFixture, error) {
 
 // benchTokens returns n read-only API tokens and their secrets; one in
 // benchExpiredEvery has expired, half of the others expire in 90 days.
-// Secrets are generated and hashed on every core, since hashing 10⁶ of them
-// one after the other takes seconds.
+// Secrets are generated and hashed on every core, since doing it for 10⁶ of
+// them one after the other takes seconds.
 func benchTokens(s *Service, n int, now time.Time) ([]*storage.Token, []string) {
 	tokens := make([]*storage.Token, n)
 	secrets := make([]string, n)
@@ -165,9 +170,8 @@ func benchTokens(s *Service, n int, now time.Time) ([]*storage.Token, []string) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(n), uint64(w)))
 			for i := w; i < n; i += workers {
-				secrets[i] = benchSecret(r, DefaultAPIPrefix)
+				secrets[i] = benchSecret(s, storage.KindAPI)
 				t := benchToken(i, now)
 				t.SecretHash = hashSlice(s.hasher.sum(secrets[i]))
 				switch {
@@ -201,17 +205,14 @@ func benchToken(i int, now time.Time) *storage.Token {
 	}
 }
 
-// benchSecret returns a well-formed secret drawn from r, which is faster
-// than crypto/rand and makes runs repeatable.
-func benchSecret(r *rand.Rand, prefix string) string {
-	b := make([]byte, 0, len(prefix)+1+secretBodyLen+checksumLen)
-	b = append(b, prefix...)
-	b = append(b, '_')
-	for range secretBodyLen {
-		b = append(b, base62[r.IntN(62)])
+// benchSecret returns a new secret of kind k from the service's own
+// generator, so that the fixtures follow the secret format as it changes.
+func benchSecret(s *Service, k storage.Kind) string {
+	secret, err := s.secrets.generate(k)
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
 	}
-	b = appendChecksum(b, crc32.ChecksumIEEE(b[len(prefix)+1:]))
-	return string(b)
+	return secret
 }
 
 func hashSlice(h secretHash) []byte { return h[:] }

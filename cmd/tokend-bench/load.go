@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -18,6 +22,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/storage"
+	"github.com/tokend/tokend/storage/bolt"
 )
 
 // benchAction is the action every introspection asks about: read-only
@@ -53,15 +59,29 @@ type result struct {
 	errors   int
 	firstErr error
 	elapsed  time.Duration
+	cpu      time.Duration // CPU time this process used meanwhile
 	p50      time.Duration
 	p99      time.Duration
 }
+
+// cpuShare is the CPU time this process used per second of r (2 = two cores
+// busy): on a machine shared with other work, a round far below the cores
+// available was starved, and its figures say more about the neighbours than
+// about tokend.
+func (r result) cpuShare() float64 { return r.cpu.Seconds() / r.elapsed.Seconds() }
+
+// cpuPerCall is the CPU time, client and server, one call cost. It does not
+// drop when neighbours take cores away, as throughput does, so its ratios
+// are the steadier estimate of what the throughput ratio would be on an
+// idle machine.
+func (r result) cpuPerCall() float64 { return r.cpu.Seconds() / float64(max(r.calls, 1)) }
 
 func (r result) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }
 
 // measure runs p with `concurrency` workers for d and returns the
 // throughput and latency of the calls started before the deadline.
 func measure(ctx context.Context, p probe, concurrency int, d time.Duration) result {
+	cpuBefore := processCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(callTimeout))
@@ -94,7 +114,7 @@ func measure(ctx context.Context, p probe, concurrency int, d time.Duration) res
 		}()
 	}
 	wg.Wait()
-	r := result{elapsed: time.Since(start)}
+	r := result{elapsed: time.Since(start), cpu: processCPU() - cpuBefore}
 	var all []time.Duration
 	for w := range concurrency {
 		all = append(all, latencies[w]...)
@@ -124,14 +144,14 @@ func grpcProbes(t *target, conns []*grpc.ClientConn) (introspect, health probe) 
 	introspect = probe{name: "gRPC IntrospectToken", newWorker: func(w int) func(context.Context, int) error {
 		client := tokendv1.NewTokenServiceClient(conns[w%len(conns)])
 		req := &tokendv1.IntrospectTokenRequest{Actions: []string{benchAction}}
-		offset := w * 7919
-		var md context.Context
+		offset := w * 7919          // workers start at different secrets
+		var authCtx context.Context // the credential rides on the context: attach it once
 		return func(ctx context.Context, i int) error {
-			if md == nil {
-				md = withAdmin(ctx, t.admin)
+			if authCtx == nil {
+				authCtx = withAdmin(ctx, t.admin)
 			}
 			req.Token = t.secrets[(offset+i)%len(t.secrets)]
-			resp, err := client.IntrospectToken(md, req)
+			resp, err := client.IntrospectToken(authCtx, req)
 			if err != nil {
 				return err
 			}
@@ -163,7 +183,7 @@ func grpcProbes(t *target, conns []*grpc.ClientConn) (introspect, health probe) 
 func restProbes(t *target, client *http.Client) (introspect, health probe) {
 	base := "http://" + t.httpAddr
 	bodies := make([][]byte, len(t.secrets))
-	for i, s := range t.secrets {
+	for i, s := range t.secrets { // secrets are base62: nothing to escape
 		bodies[i] = []byte(`{"token":"` + s + `","actions":["` + benchAction + `"]}`)
 	}
 	auth := "Bearer " + t.admin
@@ -268,11 +288,13 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 	ri, rh := restProbes(t, httpClient)
 	pairs := []pair{{gi, gh, 0.9}, {ri, rh, 0.8}}
 
-	fmt.Fprintf(out, "\nmachine: %d CPUs, GOMAXPROCS %d, %s; client and server in %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), where(cfg))
+	fmt.Fprintf(out, "\nmachine: %d CPUs, GOMAXPROCS %d, %s, load average %s; client and server in %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadAverage(), where(cfg))
 	fmt.Fprintf(out, "load: %d connections per transport, %d workers, %d rounds × %v per call, %d secrets presented in turn\n",
 		cfg.conns, cfg.concurrency, cfg.rounds, cfg.duration, len(t.secrets))
 
+	loadStart := time.Now()
+	writesBefore := diskWrites()
 	for _, p := range pairs {
 		for _, pr := range []probe{p.introspect, p.baseline} {
 			if r := measure(ctx, pr, cfg.concurrency, cfg.warmup); r.errors > 0 {
@@ -295,14 +317,30 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 				if err != nil {
 					return err
 				}
-				results[pr.name] = append(results[pr.name], measure(ctx, pr, cfg.concurrency, cfg.duration))
+				r := measure(ctx, pr, cfg.concurrency, cfg.duration)
+				results[pr.name] = append(results[pr.name], r)
+				if cfg.verbose {
+					fmt.Fprintf(out, "round %d %-22s %8.0f req/s  p50 %-9v p99 %-9v cpu %3.0f%% %5.1fµs/call  errors %d\n", round+1, pr.name,
+						r.throughput(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), 100*r.cpuShare(), 1e6*r.cpuPerCall(), r.errors)
+				}
 				if err := stopProfile(); err != nil {
 					return err
 				}
 			}
 		}
 	}
-	failed := printLoad(out, pairs, results)
+	written := diskWrites() - writesBefore
+	failed := printLoad(out, pairs, results, cfg.remote())
+	introspections := 0
+	for _, name := range []string{gi.name, ri.name} {
+		for _, r := range results[name] {
+			introspections += r.calls
+		}
+	}
+	if !cfg.remote() {
+		fmt.Fprintf(out, "\ndisk writes of this process during the rounds: %d KiB for %d introspections (last-used times are flushed once per interval)\n",
+			written>>10, introspections)
+	}
 	if err := writeHeapProfile(cfg.memProfile); err != nil {
 		return err
 	}
@@ -319,10 +357,66 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 				c, r.throughput(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.calls)
 		}
 	}
+	if t.srv != nil {
+		// Stop the server now, gracefully, and look in its store for the
+		// last-use times of the tokens the load presented.
+		if err := t.close(ctx); err != nil {
+			return err
+		}
+		used, err := countUsedSince(ctx, filepath.Join(layout{dir}.dataDir("data"), "tokend.db"), loadStart)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "after a graceful stop, the store holds a last-used time from this run for %d tokens (%d API secrets presented, plus the admin credential)\n",
+			used, len(t.secrets))
+	}
 	if failed {
 		return errors.New("some calls failed: the figures above are not valid")
 	}
 	return nil
+}
+
+// countUsedSince returns how many tokens of the store file at path have a
+// last-used time at or after since.
+func countUsedSince(ctx context.Context, path string, since time.Time) (int, error) {
+	store, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	n := 0
+	q := storage.ListQuery{Limit: 1000}
+	for {
+		page, err := store.ListTokens(ctx, q)
+		if err != nil {
+			return n, err
+		}
+		for _, t := range page.Tokens {
+			if !t.LastUsedTime.Before(since) {
+				n++
+			}
+		}
+		if page.Next == "" {
+			return n, nil
+		}
+		q.After = page.Next
+	}
+}
+
+// diskWrites returns the bytes this process has caused to be written to
+// storage (/proc/self/io write_bytes), or 0 when unknown.
+func diskWrites() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func where(cfg config) string {
@@ -334,8 +428,8 @@ func where(cfg config) string {
 
 // printLoad prints the table of medians and the ratios, and reports
 // whether any call failed.
-func printLoad(out io.Writer, pairs []pair, results map[string][]result) (failed bool) {
-	fmt.Fprintf(out, "\n%-22s %12s %10s %10s %8s\n", "call", "req/s", "p50", "p99", "errors")
+func printLoad(out io.Writer, pairs []pair, results map[string][]result, remote bool) (failed bool) {
+	fmt.Fprintf(out, "\n%-22s %12s %10s %10s %6s %9s %8s\n", "call", "req/s", "p50", "p99", "cpu", "cpu/call", "errors")
 	for _, p := range pairs {
 		for _, pr := range []probe{p.introspect, p.baseline} {
 			rs := results[pr.name]
@@ -347,14 +441,19 @@ func printLoad(out io.Writer, pairs []pair, results map[string][]result) (failed
 					failed = true
 				}
 			}
-			fmt.Fprintf(out, "%-22s %12.0f %10v %10v %8d\n", pr.name,
+			fmt.Fprintf(out, "%-22s %12.0f %10v %10v %5.0f%% %7.1fµs %8d\n", pr.name,
 				median(rs, result.throughput),
 				time.Duration(median(rs, func(r result) float64 { return float64(r.p50) })).Round(time.Microsecond),
 				time.Duration(median(rs, func(r result) float64 { return float64(r.p99) })).Round(time.Microsecond),
-				errs)
+				100*median(rs, result.cpuShare), 1e6*median(rs, result.cpuPerCall), errs)
 		}
 	}
-	fmt.Fprintln(out, "(medians over rounds; latency is per call as the client sees it, queueing included)")
+	fmt.Fprintln(out, "(medians over rounds; latency is per call as the client sees it, queueing included;")
+	who := "client and server"
+	if remote {
+		who = "the client only"
+	}
+	fmt.Fprintf(out, " cpu is this process's CPU use, %s, out of %d%% available; cpu/call is that CPU time per call)\n", who, 100*runtime.NumCPU())
 	fmt.Fprintln(out)
 	for _, p := range pairs {
 		in, base := results[p.introspect.name], results[p.baseline.name]
@@ -367,8 +466,9 @@ func printLoad(out io.Writer, pairs []pair, results map[string][]result) (failed
 		if ratio < p.goal {
 			verdict = fmt.Sprintf("MISSED by %.0f%%", (p.goal-ratio)/p.goal*100)
 		}
-		fmt.Fprintf(out, "%s / %s throughput: %.2f (goal ≥ %.1f: %s); per round: %s\n",
-			p.introspect.name, p.baseline.name, ratio, p.goal, verdict, formatRatios(ratios))
+		cpuRatio := median(base, result.cpuPerCall) / median(in, result.cpuPerCall)
+		fmt.Fprintf(out, "%s / %s throughput: %.2f (goal ≥ %.1f: %s); per round: %s; inverse CPU-per-call ratio: %.2f\n",
+			p.introspect.name, p.baseline.name, ratio, p.goal, verdict, formatRatios(ratios), cpuRatio)
 	}
 	return failed
 }
@@ -438,4 +538,27 @@ func measureCreates(ctx context.Context, t *target, n, concurrency int) (result,
 	slices.Sort(latencies)
 	r.p50, r.p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
 	return r, compact(ids), errors.Join(errs...)
+}
+
+// processCPU returns the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage returns the machine's 1, 5 and 15 minute load averages, which
+// say how much other work shared the cores.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

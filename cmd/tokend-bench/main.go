@@ -70,6 +70,7 @@ type config struct {
 	dataDir       string
 	cpuProfile    string
 	memProfile    string
+	verbose       bool
 }
 
 // remote reports whether the target is a running server.
@@ -125,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "`directory` for the in-process server's files (default: a temporary directory removed at exit)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles (client and in-process server together) to files named `prefix`-<call>-<round>.pprof, one per measurement, or prefix-startup.pprof")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to `file` while the server runs: after the rounds, or after the first start with -startup-tokens")
+	fs.BoolVar(&cfg.verbose, "v", false, "print every measurement as it ends")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()

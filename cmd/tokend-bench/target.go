@@ -149,17 +149,22 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 }
 
 // close deletes the tokens the run created on a running server, or shuts
-// the in-process server down.
+// the in-process server down. Closing twice does nothing more.
 func (t *target) close(ctx context.Context) error {
 	if t.srv != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		return t.srv.Shutdown(ctx)
+		srv := t.srv
+		// The in-process store is thrown away: nothing to delete.
+		t.srv, t.created = nil, nil
+		return srv.Shutdown(ctx)
 	}
 	if len(t.created) == 0 {
 		return nil
 	}
-	return deleteTokens(context.WithoutCancel(ctx), t, t.created)
+	ids := t.created
+	t.created = nil
+	return deleteTokens(context.WithoutCancel(ctx), t, ids)
 }
 
 // dialGRPC opens n client connections (each its own HTTP/2 connection).
