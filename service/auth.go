@@ -73,8 +73,9 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 // authenticate finds the admin token of the call's credential and records
 // its use.
 func (s *Service) authenticate(ctx context.Context) (*entry, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
+	// ValueFromIncomingContext copies one key; FromIncomingContext would
+	// copy the whole metadata map on every call.
+	values := metadata.ValueFromIncomingContext(ctx, "authorization")
 	switch len(values) {
 	case 0:
 		return nil, status.Error(codes.Unauthenticated, "missing credential: send the header authorization: Bearer <admin token>")
@@ -95,7 +96,7 @@ func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	if kind == storage.KindAdmin {
 		e, h = s.find(secret)
 	}
-	if e == nil || e.tok.Kind != storage.KindAdmin {
+	if e == nil || e.kind != storage.KindAdmin {
 		return nil, status.Error(codes.Unauthenticated, "invalid credential: unknown admin token")
 	}
 	now := s.now()

@@ -32,7 +32,7 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	if !t.ExpireTime.IsZero() {
 		v.ExpireTime = timestamppb.New(t.ExpireTime)
 	}
-	if t.PreviousSecretHash != nil && !t.PreviousExpireTime.IsZero() && (now.IsZero() || now.Before(t.PreviousExpireTime)) {
+	if !t.PreviousExpireTime.IsZero() && (now.IsZero() || now.Before(t.PreviousExpireTime)) {
 		v.PreviousSecretExpireTime = timestamppb.New(t.PreviousExpireTime)
 	}
 	if t.LastUsedTime.After(lastUsed) {
@@ -44,30 +44,17 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	return v
 }
 
-// viewAt returns a copy of an entry's view at now, carrying its current
-// last-use time. The copy shares the view's immutable sub-messages.
+// viewAt returns the entry's API view at now, with its current last use.
+// The view is shared by concurrent responses, which only read it.
 func (e *entry) viewAt(now time.Time) *tokendv1.Token {
-	v := e.view
-	out := &tokendv1.Token{
-		Id:          v.Id,
-		Name:        v.Name,
-		Description: v.Description,
-		Kind:        v.Kind,
-		Type:        v.Type,
-		Permissions: v.Permissions,
-		Lifespan:    v.Lifespan,
-		ExpireTime:  v.ExpireTime,
-		CreateTime:  v.CreateTime,
-		UpdateTime:  v.UpdateTime,
-		SecretHint:  v.SecretHint,
+	last := e.usage.lastUsed.Load()
+	grace := e.hasPrev && now.Before(e.tok.PreviousExpireTime)
+	if c := e.cached.Load(); c != nil && c.lastUsed == last && c.grace == grace {
+		return c.view
 	}
-	if e.hasPrev && now.Before(e.tok.PreviousExpireTime) {
-		out.PreviousSecretExpireTime = v.PreviousSecretExpireTime
-	}
-	if last := e.usage.last(); !last.IsZero() {
-		out.LastUsedTime = timestamppb.New(last)
-	}
-	return out
+	v := tokenView(e.tok, e.usage.last(), now)
+	e.cached.Store(&cachedView{lastUsed: last, grace: grace, view: v})
+	return v
 }
 
 func kindToAPI(k storage.Kind) tokendv1.TokenKind {

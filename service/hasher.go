@@ -20,7 +20,15 @@ type secretHash = [hashLen]byte
 // keying one costs two SHA-256 blocks and allocations the introspection
 // path should not pay per call.
 type hasher struct {
-	pools []sync.Pool // one per key, newest first
+	pools []sync.Pool // of *hmacState, one pool per key, newest first
+}
+
+// hmacState is a keyed HMAC with buffers of its own: a stack buffer would
+// escape through the hash.Hash interface and cost an allocation per call.
+type hmacState struct {
+	mac hash.Hash
+	in  [128]byte
+	out [hashLen]byte
 }
 
 // minKeyLen is the shortest hash key accepted.
@@ -36,7 +44,7 @@ func newHasher(keys [][]byte) (*hasher, error) {
 			return nil, errors.New("hash key: want at least 32 bytes")
 		}
 		k := append([]byte(nil), key...)
-		h.pools[i].New = func() any { return hmac.New(sha256.New, k) }
+		h.pools[i].New = func() any { return &hmacState{mac: hmac.New(sha256.New, k)} }
 	}
 	return h, nil
 }
@@ -50,19 +58,16 @@ func (h *hasher) sum(secret string) secretHash { return h.sumWith(0, secret) }
 // sumWith returns the keyed hash of secret under key i (0 = newest).
 func (h *hasher) sumWith(i int, secret string) secretHash {
 	pool := &h.pools[i]
-	m := pool.Get().(hash.Hash)
-	m.Reset()
-	// io.WriteString would allocate a []byte copy for a hash.Hash without
-	// WriteString; sha256's HMAC has none, so write through a stack buffer.
-	var buf [128]byte
-	if len(secret) <= len(buf) {
-		n := copy(buf[:], secret)
-		m.Write(buf[:n])
-	} else {
-		m.Write([]byte(secret))
+	st := pool.Get().(*hmacState)
+	st.mac.Reset()
+	// HMAC has no WriteString: copy the secret into the state's buffer
+	// rather than converting it (an allocation).
+	for rest := secret; len(rest) > 0; {
+		n := copy(st.in[:], rest)
+		st.mac.Write(st.in[:n])
+		rest = rest[n:]
 	}
-	var out secretHash
-	m.Sum(out[:0])
-	pool.Put(m)
+	out := secretHash(st.mac.Sum(st.out[:0]))
+	pool.Put(st)
 	return out
 }

@@ -57,7 +57,7 @@ func (s *Service) introspect(secret string, now time.Time) (e *entry, previous b
 		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
 	e, h := s.find(secret)
-	if e == nil || e.tok.Kind != storage.KindAPI {
+	if e == nil || e.kind != storage.KindAPI {
 		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
 	valid, previous := e.matches(&h, now)

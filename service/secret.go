@@ -94,7 +94,7 @@ func (f secretFormat) generate(k storage.Kind) (string, error) {
 			}
 		}
 	}
-	b = appendChecksum(b, crc32.ChecksumIEEE(b))
+	b = appendChecksum(b, checksum(string(b)))
 	return string(b), nil
 }
 
@@ -135,14 +135,22 @@ func (f secretFormat) parse(s string) (storage.Kind, bool) {
 			sum = sum*62 + uint64(v)
 		}
 	}
-	// Checksum through a stack buffer: converting the string would
-	// allocate on every introspection.
-	var buf [maxPrefixLen + 1 + secretBodyLen]byte
-	n := copy(buf[:], s[:head+secretBodyLen])
-	if sum != uint64(crc32.ChecksumIEEE(buf[:n])) {
+	if sum != uint64(checksum(s[:head+secretBodyLen])) {
 		return 0, false
 	}
 	return kind, true
+}
+
+var crcTable = crc32.MakeTable(crc32.IEEE)
+
+// checksum is the CRC-32 (IEEE) of s, computed over the string itself:
+// handing crc32 a []byte copy would allocate on every introspection.
+func checksum(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 // hint is what may be shown of a secret: its prefix and last characters.
