@@ -64,6 +64,7 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limitBody(maxBody, gateway))
+	mux.Handle("POST /v1/tokens:introspect", limitBody(maxBody, introspectHandler(svc)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -123,7 +124,11 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 // writeError answers with the gateway's JSON error shape, for the errors the
 // HTTP layer raises before a request reaches the gateway's own handler.
 func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, message string) {
-	body, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(status.New(code, message).Proto())
+	writeJSONStatus(w, httpStatus, status.New(code, message))
+}
+
+func writeJSONStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {
+	body, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(st.Proto())
 	if err != nil {
 		body = []byte(`{"code":13,"message":"internal error"}`)
 	}

@@ -61,6 +61,7 @@ type cachedView struct {
 	lastUsed int64 // usage.lastUsed when built
 	grace    bool  // whether the previous secret was still valid
 	view     *tokendv1.Token
+	json     atomic.Pointer[[]byte] // view in JSON, built on first REST use
 }
 
 // usage tracks a token's last use in memory. Introspection only writes

@@ -13,12 +13,40 @@ import (
 // memory: the index and the caller's grant; last-use times are recorded in
 // memory and flushed later.
 func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (*tokendv1.IntrospectTokenResponse, error) {
-	if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
+	a, err := s.introspectCall(ctx, req)
+	if err != nil {
 		return nil, err
+	}
+	if a.entry == nil {
+		return &tokendv1.IntrospectTokenResponse{InactiveReason: a.reason}, nil
+	}
+	return &tokendv1.IntrospectTokenResponse{
+		Active:         true,
+		Token:          a.entry.viewAt(a.now),
+		Allowed:        len(a.denied) == 0,
+		DeniedActions:  a.denied,
+		PreviousSecret: a.previous,
+	}, nil
+}
+
+// answer is the outcome of an introspection, before it is put in a message.
+type answer struct {
+	now      time.Time
+	entry    *entry // nil when inactive
+	reason   tokendv1.InactiveReason
+	previous bool
+	denied   []string
+}
+
+// introspectCall authorizes an IntrospectToken call, checks its actions and
+// answers it.
+func (s *Service) introspectCall(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (answer, error) {
+	if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
+		return answer{}, err
 	}
 	actions := req.GetActions()
 	if len(actions) > maxActionsPerCall {
-		return nil, invalidField("actions", "at most %d actions per call (got %d)", maxActionsPerCall, len(actions))
+		return answer{}, invalidField("actions", "at most %d actions per call (got %d)", maxActionsPerCall, len(actions))
 	}
 	var fe fieldErrors
 	for i, a := range actions {
@@ -27,21 +55,19 @@ func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectT
 		}
 	}
 	if err := fe.err(); err != nil {
-		return nil, err
+		return answer{}, err
 	}
-	now := s.now()
-	e, previous, reason := s.introspect(req.GetToken(), now)
-	if e == nil {
-		return &tokendv1.IntrospectTokenResponse{InactiveReason: reason}, nil
+	a := answer{now: s.now()}
+	a.entry, a.previous, a.reason = s.introspect(req.GetToken(), a.now)
+	if a.entry == nil {
+		return a, nil
 	}
-	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: e.viewAt(now), Allowed: true, PreviousSecret: previous}
-	for _, a := range actions {
-		if !e.grant.allows(a) {
-			resp.Allowed = false
-			resp.DeniedActions = append(resp.DeniedActions, a)
+	for _, action := range actions {
+		if !a.entry.grant.allows(action) {
+			a.denied = append(a.denied, action)
 		}
 	}
-	return resp, nil
+	return a, nil
 }
 
 // introspect finds the active API token with this secret and records its
