@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -146,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	codec, undecodable := newRequestCodec()
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(codec),
+		// Serve calls on long-lived workers instead of a new goroutine
+		// each: a fresh goroutine grows (copies) its stack on every call,
+		// which profiling showed to be a tenth of the CPU of a small RPC.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
 	}
 	if tlsConfig != nil {
