@@ -54,6 +54,7 @@ type entry struct {
 	// (the last use, at most once a second, or the end of a grace
 	// period). Tokens never introspected cost no view at all.
 	cached atomic.Pointer[cachedView]
+	json   atomic.Pointer[viewJSON] // the view in JSON, built on first REST use
 }
 
 // cachedView is an API view of an entry and what it was built from.
@@ -61,7 +62,6 @@ type cachedView struct {
 	lastUsed int64 // usage.lastUsed when built
 	grace    bool  // whether the previous secret was still valid
 	view     *tokendv1.Token
-	json     atomic.Pointer[[]byte] // view in JSON, built on first REST use
 }
 
 // usage tracks a token's last use in memory. Introspection only writes

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -13,8 +14,9 @@ import (
 // IntrospectTokenJSON is IntrospectToken answering with the JSON the REST
 // gateway would write for its response (protojson: lowerCamel names, enum
 // names, unpopulated fields emitted). It is the REST hot path: the token's
-// JSON is built once per cached view rather than marshalled, by reflection,
-// on every call. Errors are those of IntrospectToken.
+// JSON is built once per token version, with its last-use time spliced in
+// per call, rather than marshalled by reflection on every call. Errors are
+// those of IntrospectToken.
 func (s *Service) IntrospectTokenJSON(ctx context.Context, req *tokendv1.IntrospectTokenRequest) ([]byte, error) {
 	a, err := s.introspectCall(ctx, req)
 	if err != nil {
@@ -26,10 +28,9 @@ func (s *Service) IntrospectTokenJSON(ctx context.Context, req *tokendv1.Introsp
 		b = strconv.AppendQuote(b, a.reason.String())
 		return append(b, `,"token":null,"allowed":false,"deniedActions":[],"previousSecret":false}`...), nil
 	}
-	token := a.entry.viewJSONAt(a.now)
-	b := make([]byte, 0, len(token)+128+32*len(a.denied))
+	b := make([]byte, 0, 640+32*len(a.denied))
 	b = append(b, `{"active":true,"inactiveReason":"INACTIVE_REASON_UNSPECIFIED","token":`...)
-	b = append(b, token...)
+	b = a.entry.appendViewJSON(b, a.now)
 	b = append(b, `,"allowed":`...)
 	b = strconv.AppendBool(b, len(a.denied) == 0)
 	b = append(b, `,"deniedActions":[`...)
@@ -51,23 +52,63 @@ func (s *Service) IntrospectTokenJSON(ctx context.Context, req *tokendv1.Introsp
 // jsonOptions match the REST gateway's marshaler.
 var jsonOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 
-// viewJSONAt is viewAt in JSON, cached along with the view.
-func (e *entry) viewJSONAt(now time.Time) []byte {
-	v := e.viewAt(now)
-	c := e.cached.Load()
-	current := c != nil && c.view == v
-	if current {
-		if j := c.json.Load(); j != nil {
-			return *j
+// viewJSON is an entry's API view in JSON, split where its last-use time
+// goes, so that a call only splices in the time instead of marshalling the
+// view again each time the time changes (for a token used less than once a
+// second, that is every call).
+type viewJSON struct {
+	grace         bool // whether the previous secret was still valid
+	before, after []byte
+}
+
+// lastUseMark stands in for the last-use time while the view is marshalled:
+// a time no token can have (lifespans end within a century).
+var lastUseMark = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
+const lastUseMarkJSON = `"9999-12-31T23:59:59.999999999Z"`
+
+// appendViewJSON appends the entry's API view at now, in JSON, to b.
+func (e *entry) appendViewJSON(b []byte, now time.Time) []byte {
+	grace := e.hasPrev && now.Before(e.tok.PreviousExpireTime)
+	j := e.json.Load()
+	if j == nil || j.grace != grace {
+		j = e.buildViewJSON(now, grace)
+		e.json.Store(j)
+	}
+	b = append(b, j.before...)
+	if last := e.usage.lastUsed.Load(); last != 0 {
+		b = append(b, '"')
+		b = appendTimestamp(b, last)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	return append(b, j.after...)
+}
+
+func (e *entry) buildViewJSON(now time.Time, grace bool) *viewJSON {
+	marked, err := jsonOptions.Marshal(tokenView(e.tok, lastUseMark, now))
+	if err != nil {
+		// A view always marshals; should it not, say nothing of the token.
+		return &viewJSON{grace: grace, before: []byte("null")}
+	}
+	before, after, _ := strings.Cut(string(marked), lastUseMarkJSON)
+	return &viewJSON{grace: grace, before: []byte(before), after: []byte(after)}
+}
+
+// appendTimestamp writes unix nanoseconds as protojson writes a
+// google.protobuf.Timestamp: RFC 3339 in UTC with 0, 3, 6 or 9 fractional
+// digits.
+func appendTimestamp(b []byte, nanos int64) []byte {
+	t := time.Unix(0, nanos).UTC()
+	start := len(b)
+	b = t.AppendFormat(b, "2006-01-02T15:04:05.000000000")
+	for _, cut := range []string{"000", "000", ".000"} {
+		if n := len(b) - len(cut); n > start && string(b[n:]) == cut {
+			b = b[:n]
+		} else {
+			break
 		}
 	}
-	j, err := jsonOptions.Marshal(v)
-	if err != nil {
-		// A view always marshals; should it not, say nothing about the token.
-		return []byte("null")
-	}
-	if current {
-		c.json.Store(&j)
-	}
-	return j
+	return append(b, 'Z')
 }
