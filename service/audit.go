@@ -16,7 +16,7 @@ import (
 func auditEvent(caller *entry, op storage.AuditOperation, now time.Time) *storage.AuditEvent {
 	ev := &storage.AuditEvent{Time: now, Operation: op}
 	if caller != nil {
-		ev.CallerID, ev.CallerName = caller.tok.ID, caller.tok.Name
+		ev.CallerID, ev.CallerName = caller.meta.id, caller.meta.name
 	}
 	return ev
 }

@@ -62,7 +62,7 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 		return nil, err
 	}
 	if ci != nil {
-		ci.CallerID = e.tok.ID
+		ci.CallerID = e.meta.id
 	}
 	if !e.grant.allows(action) {
 		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)

@@ -48,11 +48,11 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 // The view is shared by concurrent responses, which only read it.
 func (e *entry) viewAt(now time.Time) *tokendv1.Token {
 	last := e.usage.lastUsed.Load()
-	grace := e.hasPrev && now.Before(e.tok.PreviousExpireTime)
+	grace := e.inGrace(now)
 	if c := e.cached.Load(); c != nil && c.lastUsed == last && c.grace == grace {
 		return c.view
 	}
-	v := tokenView(e.tok, e.usage.last(), now)
+	v := tokenView(e.token(), e.usage.last(), now)
 	e.cached.Store(&cachedView{lastUsed: last, grace: grace, view: v})
 	return v
 }

@@ -37,13 +37,11 @@ type entry struct {
 	hash   secretHash
 	kind   storage.Kind
 	expire int64 // unix nanoseconds; 0 = never
-	// tok is the token without its secret hashes (they are above).
-	tok *storage.Token
 	// prevHash is the hash of the previous secret while a rotation grace
-	// period runs (hasPrev); it stays valid until tok.PreviousExpireTime.
-	prevHash secretHash
-	hasPrev  bool
+	// period runs (nil otherwise); it is valid until meta.prevExpire.
+	prevHash *secretHash
 	grant    grant
+	meta     tokenMeta
 	// usage is shared by all versions of one token: it points to the
 	// first version's firstUsage, which sits beside the fields a lookup
 	// reads, in the same cache lines.
@@ -55,6 +53,49 @@ type entry struct {
 	// period). Tokens never introspected cost no view at all.
 	cached atomic.Pointer[cachedView]
 	json   atomic.Pointer[viewJSON] // the view in JSON, built on first REST use
+}
+
+// tokenMeta is what an entry keeps of its token for API views: the stored
+// record without its hashes, with times as unix nanoseconds (0 = unset). The
+// index holds every token, and storage.Token's time.Time fields and hash
+// slices would double what each costs.
+type tokenMeta struct {
+	id, name, description, hint string
+	permissions                 []string
+	lifespan                    time.Duration
+	prevExpire                  int64
+	create, update, lastUsed    int64
+	typ                         storage.Type
+}
+
+// token rebuilds the token an entry was made from, without its hashes.
+func (e *entry) token() *storage.Token {
+	m := &e.meta
+	return &storage.Token{
+		ID: m.id, Name: m.name, Description: m.description, Kind: e.kind, Type: m.typ,
+		Permissions: m.permissions, Lifespan: m.lifespan, SecretHint: m.hint,
+		ExpireTime: fromNanos(e.expire), PreviousExpireTime: fromNanos(m.prevExpire),
+		CreateTime: fromNanos(m.create), UpdateTime: fromNanos(m.update), LastUsedTime: fromNanos(m.lastUsed),
+	}
+}
+
+// inGrace reports whether the previous secret is still valid at now.
+func (e *entry) inGrace(now time.Time) bool {
+	return e.prevHash != nil && now.UnixNano() < e.meta.prevExpire
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 // cachedView is an API view of an entry and what it was built from.
@@ -152,16 +193,16 @@ func (ix *index) apply(c storage.Change) {
 		e = newEntry(c.Token, old)
 		ix.byID[c.ID] = e
 		ix.link(&e.hash, e)
-		if e.hasPrev {
-			ix.link(&e.prevHash, e)
+		if e.prevHash != nil {
+			ix.link(e.prevHash, e)
 		}
 	} else {
 		delete(ix.byID, c.ID)
 	}
 	if old != nil {
 		ix.unlink(&old.hash, old)
-		if old.hasPrev {
-			ix.unlink(&old.prevHash, old)
+		if old.prevHash != nil {
+			ix.unlink(old.prevHash, old)
 		}
 	}
 }
@@ -188,22 +229,21 @@ func (e *entry) matches(h *secretHash, now time.Time) (valid, previous bool) {
 	if *h == e.hash {
 		return e.expire == 0 || now.UnixNano() < e.expire, false
 	}
-	return e.hasPrev && *h == e.prevHash && now.Before(e.tok.PreviousExpireTime), true
+	return e.prevHash != nil && *h == *e.prevHash && now.UnixNano() < e.meta.prevExpire, true
 }
 
 func newEntry(t *storage.Token, previous *entry) *entry {
-	// The entry keeps the hashes itself; its copy of the token goes
-	// without them, which saves memory (the index holds every token).
-	kept := *t
-	kept.SecretHash, kept.PreviousSecretHash = nil, nil
-	e := &entry{kind: t.Kind, tok: &kept, grant: newGrant(t)}
-	if !t.ExpireTime.IsZero() {
-		e.expire = t.ExpireTime.UnixNano()
-	}
+	e := &entry{kind: t.Kind, expire: nanos(t.ExpireTime), grant: newGrant(t), meta: tokenMeta{
+		id: t.ID, name: t.Name, description: t.Description, hint: t.SecretHint,
+		permissions: t.Permissions, lifespan: t.Lifespan,
+		create: nanos(t.CreateTime), update: nanos(t.UpdateTime), lastUsed: nanos(t.LastUsedTime),
+		typ: t.Type,
+	}}
 	copy(e.hash[:], t.SecretHash)
 	if len(t.PreviousSecretHash) == hashLen && !t.PreviousExpireTime.IsZero() {
+		e.prevHash = new(secretHash)
 		copy(e.prevHash[:], t.PreviousSecretHash)
-		e.hasPrev = true
+		e.meta.prevExpire = t.PreviousExpireTime.UnixNano()
 	}
 	if previous != nil {
 		e.usage = previous.usage

@@ -69,7 +69,7 @@ const lastUseMarkJSON = `"9999-12-31T23:59:59.999999999Z"`
 
 // appendViewJSON appends the entry's API view at now, in JSON, to b.
 func (e *entry) appendViewJSON(b []byte, now time.Time) []byte {
-	grace := e.hasPrev && now.Before(e.tok.PreviousExpireTime)
+	grace := e.inGrace(now)
 	j := e.json.Load()
 	if j == nil || j.grace != grace {
 		j = e.buildViewJSON(now, grace)
@@ -87,7 +87,7 @@ func (e *entry) appendViewJSON(b []byte, now time.Time) []byte {
 }
 
 func (e *entry) buildViewJSON(now time.Time, grace bool) *viewJSON {
-	marked, err := jsonOptions.Marshal(tokenView(e.tok, lastUseMark, now))
+	marked, err := jsonOptions.Marshal(tokenView(e.token(), lastUseMark, now))
 	if err != nil {
 		// A view always marshals; should it not, say nothing of the token.
 		return &viewJSON{grace: grace, before: []byte("null")}
