@@ -49,11 +49,38 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 func (e *entry) viewAt(now time.Time) *tokendv1.Token {
 	last := e.usage.lastUsed.Load()
 	grace := e.inGrace(now)
-	if c := e.cached.Load(); c != nil && c.lastUsed == last && c.grace == grace {
+	c := e.cached.Load()
+	if c != nil && c.grace == grace && c.lastUsed == last {
 		return c.view
 	}
-	v := tokenView(e.token(), e.usage.last(), now)
-	e.cached.Store(&cachedView{lastUsed: last, grace: grace, view: v})
+	var base *tokendv1.Token
+	if c != nil && c.grace == grace {
+		base = c.base
+	} else {
+		t := e.token()
+		t.LastUsedTime = time.Time{}
+		base = tokenView(t, time.Time{}, now)
+	}
+	// Only the last use changed (for a token used less than once a
+	// second, on every call): copy the base rather than rebuild it.
+	v := &tokendv1.Token{
+		Id:                       base.Id,
+		Name:                     base.Name,
+		Description:              base.Description,
+		Kind:                     base.Kind,
+		Type:                     base.Type,
+		Permissions:              base.Permissions,
+		Lifespan:                 base.Lifespan,
+		ExpireTime:               base.ExpireTime,
+		CreateTime:               base.CreateTime,
+		UpdateTime:               base.UpdateTime,
+		SecretHint:               base.SecretHint,
+		PreviousSecretExpireTime: base.PreviousSecretExpireTime,
+	}
+	if last != 0 {
+		v.LastUsedTime = timestamppb.New(time.Unix(0, last).UTC())
+	}
+	e.cached.Store(&cachedView{grace: grace, base: base, lastUsed: last, view: v})
 	return v
 }
 

@@ -100,8 +100,11 @@ func fromNanos(n int64) time.Time {
 
 // cachedView is an API view of an entry and what it was built from.
 type cachedView struct {
-	lastUsed int64 // usage.lastUsed when built
-	grace    bool  // whether the previous secret was still valid
+	grace bool // whether the previous secret was still valid
+	// base is the view without last_used_time, built once per version
+	// (and grace state); view is base with the last use of lastUsed.
+	base     *tokendv1.Token
+	lastUsed int64 // usage.lastUsed when view was made
 	view     *tokendv1.Token
 }
 

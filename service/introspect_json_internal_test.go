@@ -42,15 +42,17 @@ func TestAppendTimestampMatchesProtojson(t *testing.T) {
 	}
 }
 
-// TestViewJSONMatchesProtojson: the spliced view is the view protojson
-// writes, for a token never used and one used at various times.
+// TestViewJSONMatchesProtojson: the spliced JSON view and the copied proto
+// view (viewAt) say the same as a view built from scratch, for a token in a
+// rotation grace period, never used and used at various times. A field added
+// to Token but forgotten by either shortcut shows up here.
 func TestViewJSONMatchesProtojson(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	tok := &storage.Token{
 		ID: "id", Name: `quote " and \ slash`, Description: "line\nbreak", Kind: storage.KindAPI,
 		Type: storage.TypeCustom, Permissions: []string{"a.find", "b.create"}, Lifespan: 7 * 24 * time.Hour,
 		ExpireTime: now.Add(7 * 24 * time.Hour), CreateTime: now, UpdateTime: now, SecretHash: make([]byte, hashLen),
-		SecretHint: "tkd_…abcd",
+		SecretHint: "tkd_…abcd", PreviousSecretHash: append(make([]byte, hashLen-1), 1), PreviousExpireTime: now.Add(time.Hour),
 	}
 	e := newEntry(tok, nil)
 	for _, used := range []time.Time{{}, now.Add(time.Second), now.Add(2*time.Second + 5*time.Millisecond)} {
