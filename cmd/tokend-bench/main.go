@@ -1,25 +1,3 @@
-// Command tokend-bench measures tokend with its own generated client: the
-// throughput and latency of gRPC IntrospectToken against the same server's
-// grpc.health.v1 Check, and of REST POST /v1/tokens:introspect against its
-// GET /healthz, in interleaved rounds; the create throughput; and, with
-// -startup-tokens, the start-up time and resident memory of a server with
-// many tokens.
-//
-// By default it starts a server in this process (server.Start on 127.0.0.1
-// ports, data in a temporary directory removed at exit); with -grpc-addr,
-// -http-addr and -admin-token it targets a running one on the loopback
-// interface. It seeds the store, measures, prints a table and stops by
-// itself: every loop is bounded by a count or a deadline.
-//
-// Usage:
-//
-//	tokend-bench [flags]
-//	tokend-bench -tokens 1000000 -seed-direct
-//	tokend-bench -startup-tokens 1000000
-//
-// The load generator and an in-process server share the machine's cores, so
-// absolute figures are those of client and server together; the ratios
-// compare two calls served under the same conditions in the same run.
 package main
 
 import (
