@@ -49,7 +49,8 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 func (e *entry) viewAt(now time.Time) *tokendv1.Token {
 	last := e.usage.lastUsed.Load()
 	grace := e.inGrace(now)
-	c := e.cached.Load()
+	vs := e.viewsOnce()
+	c := vs.cached.Load()
 	if c != nil && c.grace == grace && c.lastUsed == last {
 		return c.view
 	}
@@ -80,7 +81,7 @@ func (e *entry) viewAt(now time.Time) *tokendv1.Token {
 	if last != 0 {
 		v.LastUsedTime = timestamppb.New(time.Unix(0, last).UTC())
 	}
-	e.cached.Store(&cachedView{grace: grace, base: base, lastUsed: last, view: v})
+	vs.cached.Store(&cachedView{grace: grace, base: base, lastUsed: last, view: v})
 	return v
 }
 

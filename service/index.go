@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,22 @@ type index struct {
 }
 
 type indexShard struct {
-	mu     sync.RWMutex
-	byHash map[secretHash]*entry
+	mu sync.RWMutex
+	// byHash maps the first 8 bytes of a secret hash to the entry holding
+	// that hash: half the memory of a map keyed on all 32 bytes, with the
+	// full hash compared in the entry. A hash whose prefix is already taken
+	// by another token's hash (about one chance in 10^7 with 10^6 tokens)
+	// goes to collided, keyed on the whole hash.
+	byHash   map[uint64]*entry
+	collided map[secretHash]*entry
+}
+
+func hashKey(h *secretHash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
+
+// holds reports whether h is the hash of this version's secret or of its
+// previous one.
+func (e *entry) holds(h *secretHash) bool {
+	return *h == e.hash || (e.prevHash != nil && *h == *e.prevHash)
 }
 
 // entry is one version of a token. Everything but usage and cached is
@@ -36,6 +51,7 @@ type indexShard struct {
 type entry struct {
 	hash   secretHash
 	kind   storage.Kind
+	typ    storage.Type
 	expire int64 // unix nanoseconds; 0 = never
 	// prevHash is the hash of the previous secret while a rotation grace
 	// period runs (nil otherwise); it is valid until meta.prevExpire.
@@ -47,12 +63,27 @@ type entry struct {
 	// reads, in the same cache lines.
 	usage      *usage
 	firstUsage usage
-	// cached is the API form of this version as last answered, built on
-	// the first introspection and again only when what it shows changes
-	// (the last use, at most once a second, or the end of a grace
-	// period). Tokens never introspected cost no view at all.
+	// views holds the API forms of this version, made on its first
+	// introspection: tokens never introspected cost one nil pointer.
+	views atomic.Pointer[views]
+}
+
+// views are the API forms of an entry, built when first asked for.
+type views struct {
+	// cached is the view as last answered, rebuilt only when what it
+	// shows changes (the last use, at most once a second, or the end of
+	// a grace period).
 	cached atomic.Pointer[cachedView]
 	json   atomic.Pointer[viewJSON] // the view in JSON, built on first REST use
+}
+
+// viewsOnce returns the entry's views, making them on first use.
+func (e *entry) viewsOnce() *views {
+	if v := e.views.Load(); v != nil {
+		return v
+	}
+	e.views.CompareAndSwap(nil, &views{})
+	return e.views.Load()
 }
 
 // tokenMeta is what an entry keeps of its token for API views: the stored
@@ -63,19 +94,17 @@ type tokenMeta struct {
 	id, name, description, hint string
 	permissions                 []string
 	lifespan                    time.Duration
-	prevExpire                  int64
-	create, update, lastUsed    int64
-	typ                         storage.Type
+	prevExpire, create, update  int64
 }
 
 // token rebuilds the token an entry was made from, without its hashes.
 func (e *entry) token() *storage.Token {
 	m := &e.meta
 	return &storage.Token{
-		ID: m.id, Name: m.name, Description: m.description, Kind: e.kind, Type: m.typ,
+		ID: m.id, Name: m.name, Description: m.description, Kind: e.kind, Type: e.typ,
 		Permissions: m.permissions, Lifespan: m.lifespan, SecretHint: m.hint,
 		ExpireTime: fromNanos(e.expire), PreviousExpireTime: fromNanos(m.prevExpire),
-		CreateTime: fromNanos(m.create), UpdateTime: fromNanos(m.update), LastUsedTime: fromNanos(m.lastUsed),
+		CreateTime: fromNanos(m.create), UpdateTime: fromNanos(m.update), LastUsedTime: fromNanos(e.usage.lastUsed.Load()),
 	}
 }
 
@@ -137,7 +166,7 @@ func (u *usage) last() time.Time {
 func newIndex() *index {
 	ix := &index{byID: make(map[string]*entry)}
 	for i := range ix.shards {
-		ix.shards[i].byHash = make(map[secretHash]*entry)
+		ix.shards[i].byHash = make(map[uint64]*entry)
 	}
 	return ix
 }
@@ -150,7 +179,10 @@ func (ix *index) shard(h *secretHash) *indexShard {
 func (ix *index) lookup(h *secretHash) *entry {
 	s := ix.shard(h)
 	s.mu.RLock()
-	e := s.byHash[*h]
+	e := s.byHash[hashKey(h)]
+	if e == nil || !e.holds(h) {
+		e = s.collided[*h] // nil map, nil entry: the usual case
+	}
 	s.mu.RUnlock()
 	return e
 }
@@ -213,17 +245,40 @@ func (ix *index) apply(c storage.Change) {
 func (ix *index) link(h *secretHash, e *entry) {
 	s := ix.shard(h)
 	s.mu.Lock()
-	s.byHash[*h] = e
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	k := hashKey(h)
+	if cur := s.byHash[k]; cur == nil || cur.holds(h) {
+		// Free, or taken by an older version of this same token.
+		s.byHash[k] = e
+		return
+	}
+	if s.collided == nil {
+		s.collided = make(map[secretHash]*entry)
+	}
+	s.collided[*h] = e
 }
 
 func (ix *index) unlink(h *secretHash, e *entry) {
 	s := ix.shard(h)
 	s.mu.Lock()
-	if s.byHash[*h] == e {
-		delete(s.byHash, *h)
+	defer s.mu.Unlock()
+	if s.collided[*h] == e {
+		delete(s.collided, *h)
+		return
 	}
-	s.mu.Unlock()
+	k := hashKey(h)
+	if s.byHash[k] != e {
+		return // already replaced by a newer version
+	}
+	delete(s.byHash, k)
+	// A hash that collided on this prefix takes the freed place.
+	for ch, ce := range s.collided {
+		if hashKey(&ch) == k {
+			s.byHash[k] = ce
+			delete(s.collided, ch)
+			return
+		}
+	}
 }
 
 // matches reports whether the secret hashing to h is valid for this token
@@ -236,11 +291,10 @@ func (e *entry) matches(h *secretHash, now time.Time) (valid, previous bool) {
 }
 
 func newEntry(t *storage.Token, previous *entry) *entry {
-	e := &entry{kind: t.Kind, expire: nanos(t.ExpireTime), grant: newGrant(t), meta: tokenMeta{
+	e := &entry{kind: t.Kind, typ: t.Type, expire: nanos(t.ExpireTime), grant: newGrant(t), meta: tokenMeta{
 		id: t.ID, name: t.Name, description: t.Description, hint: t.SecretHint,
 		permissions: t.Permissions, lifespan: t.Lifespan,
-		create: nanos(t.CreateTime), update: nanos(t.UpdateTime), lastUsed: nanos(t.LastUsedTime),
-		typ: t.Type,
+		create: nanos(t.CreateTime), update: nanos(t.UpdateTime),
 	}}
 	copy(e.hash[:], t.SecretHash)
 	if len(t.PreviousSecretHash) == hashLen && !t.PreviousExpireTime.IsZero() {

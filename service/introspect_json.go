@@ -70,10 +70,11 @@ const lastUseMarkJSON = `"9999-12-31T23:59:59.999999999Z"`
 // appendViewJSON appends the entry's API view at now, in JSON, to b.
 func (e *entry) appendViewJSON(b []byte, now time.Time) []byte {
 	grace := e.inGrace(now)
-	j := e.json.Load()
+	vs := e.viewsOnce()
+	j := vs.json.Load()
 	if j == nil || j.grace != grace {
 		j = e.buildViewJSON(now, grace)
-		e.json.Store(j)
+		vs.json.Store(j)
 	}
 	b = append(b, j.before...)
 	if last := e.usage.lastUsed.Load(); last != 0 {
