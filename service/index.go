@@ -38,16 +38,10 @@ type indexShard struct {
 
 func hashKey(h *secretHash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
-// holds reports whether h is the hash of this version's secret or of its
-// previous one.
-func (e *entry) holds(h *secretHash) bool {
-	return *h == e.hash || (e.prevHash != nil && *h == *e.prevHash)
-}
-
-// entry is one version of a token. Everything but usage and cached is
+// entry is one version of a token. Everything but usage and views is
 // immutable once built, so readers use it without locks. What a lookup
-// reads (hash, kind, expiry) sits in the entry itself rather than behind tok,
-// sparing a cache miss per introspection in a large index.
+// reads (hash, kind, expiry, usage) comes first, in the entry's first cache
+// lines, sparing misses per introspection in a large index.
 type entry struct {
 	hash   secretHash
 	kind   storage.Kind
@@ -56,13 +50,13 @@ type entry struct {
 	// prevHash is the hash of the previous secret while a rotation grace
 	// period runs (nil otherwise); it is valid until meta.prevExpire.
 	prevHash *secretHash
-	grant    grant
-	meta     tokenMeta
 	// usage is shared by all versions of one token: it points to the
 	// first version's firstUsage, which sits beside the fields a lookup
-	// reads, in the same cache lines.
+	// reads.
 	usage      *usage
 	firstUsage usage
+	grant      grant
+	meta       tokenMeta
 	// views holds the API forms of this version, made on its first
 	// introspection: tokens never introspected cost one nil pointer.
 	views atomic.Pointer[views]
@@ -75,6 +69,12 @@ type views struct {
 	// a grace period).
 	cached atomic.Pointer[cachedView]
 	json   atomic.Pointer[viewJSON] // the view in JSON, built on first REST use
+}
+
+// holds reports whether h is the hash of this version's secret or of its
+// previous one.
+func (e *entry) holds(h *secretHash) bool {
+	return *h == e.hash || (e.prevHash != nil && *h == *e.prevHash)
 }
 
 // viewsOnce returns the entry's views, making them on first use.
