@@ -45,11 +45,20 @@ export function announce(msg) {
   requestAnimationFrame(() => { region.textContent = msg; });
 }
 
+// The question on screen, if any: its finish function.
+let pending = null;
+
 // confirm asks a question in the page's modal dialog and resolves to true
 // when the user presses the confirm button. Focus goes into the dialog (to
 // Cancel, the safe choice) and back to the control that opened it.
+//
+// A dialog's close event is delivered in a later task than the closing
+// itself, so a question asked right after another one closed can meet the
+// earlier close event: it is recognised by the dialog being open again, and
+// ignored.
 export function confirm({ title, text, confirmLabel }) {
   const dialog = document.getElementById('confirm-dialog');
+  if (pending) pending(false);
   const opener = document.activeElement;
   document.getElementById('confirm-title').textContent = title;
   document.getElementById('confirm-text').textContent = text;
@@ -60,12 +69,20 @@ export function confirm({ title, text, confirmLabel }) {
       const button = e.target.closest('button');
       if (button) dialog.close(button.value);
     };
-    dialog.addEventListener('click', onClick);
-    dialog.addEventListener('close', () => {
-      dialog.removeEventListener('click', onClick);
+    const onClose = () => {
+      if (dialog.open) return; // the late close event of an earlier question
       if (opener && opener.isConnected) opener.focus();
-      resolve(dialog.returnValue === 'confirm');
-    }, { once: true });
+      finish(dialog.returnValue === 'confirm');
+    };
+    const finish = (answer) => {
+      dialog.removeEventListener('click', onClick);
+      dialog.removeEventListener('close', onClose);
+      pending = null;
+      resolve(answer);
+    };
+    pending = finish;
+    dialog.addEventListener('click', onClick);
+    dialog.addEventListener('close', onClose);
     dialog.showModal();
   });
 }

@@ -86,7 +86,7 @@ export async function renderList(main, kind, showError) {
   function compare(a, b) {
     const r = sort.key === 'name'
       ? a.name.localeCompare(b.name, undefined, { sensitivity: 'base' })
-      : Date.parse(a.createTime) - Date.parse(b.createTime);
+      : compareText(timeKey(a.createTime), timeKey(b.createTime));
     return sort.dir === 'ascending' ? r : -r;
   }
 
@@ -128,3 +128,14 @@ export async function renderList(main, kind, showError) {
     announce(`Token “${t.name}” deleted.`);
   }
 }
+
+// timeKey makes an RFC 3339 UTC time from the API sortable as text to the
+// nanosecond (Date.parse stops at the millisecond, and tokens created in
+// the same millisecond would then keep an arbitrary order): the fraction is
+// padded to nine digits.
+function timeKey(t) {
+  const [whole, fraction = ''] = t.replace('Z', '').split('.');
+  return whole + '.' + fraction.padEnd(9, '0');
+}
+
+const compareText = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
