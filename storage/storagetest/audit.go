@@ -79,27 +79,14 @@ func eventIDs(events []*storage.AuditEvent) []string {
 // every event in order. It checks the page-size contract on the way.
 func listEvents(t *testing.T, s storage.Store, q storage.AuditQuery) []*storage.AuditEvent {
 	t.Helper()
-	var all []*storage.AuditEvent
-	for pages := 0; ; pages++ {
-		if pages > 1000 {
-			t.Fatal("more than 1000 pages: the cursor does not advance")
-		}
+	return allPages(t, q.Limit, q.After, func(after string) ([]*storage.AuditEvent, string, error) {
+		q.After = after
 		page, err := s.ListAuditEvents(context.Background(), q)
 		if err != nil {
-			t.Fatalf("ListAuditEvents(%+v): %v", q, err)
+			return nil, "", fmt.Errorf("ListAuditEvents(%+v): %w", q, err)
 		}
-		if len(page.Events) > q.Limit {
-			t.Fatalf("page of %d events, limit %d", len(page.Events), q.Limit)
-		}
-		all = append(all, page.Events...)
-		if page.Next == "" {
-			return all
-		}
-		if len(page.Events) < q.Limit {
-			t.Fatalf("page of %d events with a next cursor, limit %d", len(page.Events), q.Limit)
-		}
-		q.After = page.Next
-	}
+		return page.Events, page.Next, nil
+	})
 }
 
 // allEvents returns the whole trail, newest first.

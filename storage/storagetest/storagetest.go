@@ -665,26 +665,41 @@ func ids(tokens []*storage.Token) []string {
 // every token in order. It checks the page-size contract on the way.
 func listAll(t *testing.T, s storage.Store, q storage.ListQuery) []*storage.Token {
 	t.Helper()
-	var all []*storage.Token
+	return allPages(t, q.Limit, q.After, func(after string) ([]*storage.Token, string, error) {
+		q.After = after
+		page, err := s.ListTokens(context.Background(), q)
+		if err != nil {
+			return nil, "", fmt.Errorf("ListTokens(%+v): %w", q, err)
+		}
+		return page.Tokens, page.Next, nil
+	})
+}
+
+// allPages follows a listing's cursor from after ("" for the first page) to
+// the last page and returns every item in order, checking on the way that no page exceeds
+// limit and that only a full page announces another.
+func allPages[T any](t *testing.T, limit int, after string, page func(after string) ([]T, string, error)) []T {
+	t.Helper()
+	var all []T
 	for pages := 0; ; pages++ {
 		if pages > 1000 {
 			t.Fatal("more than 1000 pages: the cursor does not advance")
 		}
-		page, err := s.ListTokens(context.Background(), q)
+		items, next, err := page(after)
 		if err != nil {
-			t.Fatalf("ListTokens(%+v): %v", q, err)
+			t.Fatal(err)
 		}
-		if len(page.Tokens) > q.Limit {
-			t.Fatalf("page of %d tokens, limit %d", len(page.Tokens), q.Limit)
+		if len(items) > limit {
+			t.Fatalf("page of %d items, limit %d", len(items), limit)
 		}
-		all = append(all, page.Tokens...)
-		if page.Next == "" {
+		all = append(all, items...)
+		if next == "" {
 			return all
 		}
-		if len(page.Tokens) < q.Limit {
-			t.Fatalf("page of %d tokens with a next cursor, limit %d", len(page.Tokens), q.Limit)
+		if len(items) < limit {
+			t.Fatalf("page of %d items with a next cursor, limit %d", len(items), limit)
 		}
-		q.After = page.Next
+		after = next
 	}
 }
 
