@@ -58,12 +58,12 @@ func (s *Store) CheckConsistency() error {
 				report("schema version %x, want %d", v, schemaVersion)
 			}
 			if !nameIndexCurrent(tx) {
-			report("name index built with another name rule")
-		}
-		if _, err := readKeyChecks(tx); err != nil {
-			report("%w", err)
-		}
-		checkTokens(tx, report)
+				report("name index built with another name rule")
+			}
+			if _, err := readKeyChecks(tx); err != nil {
+				report("%w", err)
+			}
+			checkTokens(tx, report)
 			checkActions(tx, report)
 			checkAudit(tx, report)
 			return nil
