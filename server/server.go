@@ -102,11 +102,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	keys, err := loadOrCreateHashKeys(cfg.HashKeyFile)
-	if err != nil {
+	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
 		return nil, err
 	}
-	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
+	keys, err := openHashKeys(ctx, s.store, cfg.HashKeyFile)
+	if err != nil {
 		return nil, err
 	}
 	begin := time.Now()
@@ -127,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.bootstrap(ctx, cfg); err != nil {
 		return nil, err
 	}
+	s.logHashKeys()
 
 	backgroundCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBackground = stop
@@ -247,6 +248,25 @@ func (s *Server) bootstrap(ctx context.Context, cfg Config) error {
 	}
 	fmt.Fprintf(cfg.Stderr, "\nFirst start: this is the root admin token. It is shown once and never again:\n\n    %s\n\n", secret)
 	return nil
+}
+
+// logHashKeys logs how many tokens use each hash key, so that an operator
+// who rotated keys knows when an old one can go, and warns about tokens
+// whose key is no longer in the key file (they can no longer be used).
+func (s *Server) logHashKeys() {
+	counts := s.svc.TokensByHashKey()
+	for i, id := range s.svc.HashKeyIDs() {
+		s.log.Info("hash key", slog.String("key_id", id), slog.Bool("newest", i == 0), slog.Int("tokens", counts[id]))
+		delete(counts, id)
+	}
+	for id, n := range counts {
+		if id == "" {
+			s.log.Info("hash key", slog.String("key_id", "unrecorded"), slog.Int("tokens", n),
+				slog.String("note", "tokens hashed before key ids were recorded; regenerating one records its key"))
+			continue
+		}
+		s.log.Warn("hash key missing from the key file", slog.String("key_id", id), slog.Int("tokens", n))
+	}
 }
 
 // pruneAudit deletes audit events older than retention, at start and then

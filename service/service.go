@@ -140,6 +140,15 @@ func (s *Service) Lifespans() []time.Duration { return slices.Clone(s.lifespans)
 // TokenCount returns the number of tokens in the in-memory index.
 func (s *Service) TokenCount() int { return s.index.size() }
 
+// TokensByHashKey returns how many tokens have their secret hashed under
+// each hash key, by key id (see HashKeyCheck); "" counts the tokens stored
+// before key ids were recorded. A key that no token uses any more can be
+// dropped from the key file.
+func (s *Service) TokensByHashKey() map[string]int { return s.index.byHashKey() }
+
+// HashKeyIDs returns the ids of the service's hash keys, newest first.
+func (s *Service) HashKeyIDs() []string { return slices.Clone(s.hasher.keyIDs) }
+
 // Ready reports whether the service can serve writes: its store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
@@ -263,5 +272,6 @@ func (s *Service) setSecret(t *storage.Token) (string, error) {
 	h := s.hasher.sum(secret)
 	t.SecretHash = h[:]
 	t.SecretHint = hint(secret)
+	t.HashKeyID = s.hasher.keyIDs[0]
 	return secret, nil
 }

@@ -107,8 +107,16 @@ func Open(path string, opts Options) (_ *Store, err error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := guard(func() error { return db.Update(initSchema(now().UTC())) }); err != nil {
+	// A file that is up to date is only read: opening writes nothing
+	// unless a fresh file or an upgrade needs it.
+	current := false
+	if err := guard(func() error { return db.View(func(tx *bbolt.Tx) error { current = schemaCurrent(tx); return nil }) }); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if !current {
+		if err := guard(func() error { return db.Update(initSchema(now().UTC())) }); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	return &Store{db: db, now: now, done: make(chan struct{})}, nil
 }
@@ -117,6 +125,22 @@ func Open(path string, opts Options) (_ *Store, err error) {
 // may panic on the way, and the caller already has the error that matters.
 func closeDamaged(db *bbolt.DB) {
 	_ = guard(db.Close)
+}
+
+// schemaCurrent reports whether the file has this version's layout: its
+// schema version, every bucket, and a name index built with this build's
+// name rule.
+func schemaCurrent(tx *bbolt.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || !bytes.Equal(meta.Get(keySchemaVersion), binary.AppendUvarint(nil, schemaVersion)) {
+		return false
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return false
+		}
+	}
+	return nameIndexCurrent(tx)
 }
 
 // initSchema returns the transaction that writes the schema version and
