@@ -18,17 +18,18 @@ import (
 // hashKeyLen is the size of a generated hash key.
 const hashKeyLen = 32
 
-// openHashKeys returns the hash keys of the key file at path after matching
-// them against the key checks recorded in store, and records the checks of
-// keys the store does not know yet (a new store, or a key added for
-// rotation). A key file is created (with one random key) only for a store
-// that holds no token and has no check recorded: anywhere else a fresh key
-// would silently turn every stored secret into an unknown one. It refuses,
-// having written nothing, when the store holds tokens and the file is
-// missing or holds none of the recorded keys; the error says which file and
-// what to do. A store that holds tokens but no check (written before checks
-// were recorded) cannot be verified: its checks are recorded from the file.
-func openHashKeys(ctx context.Context, store storage.Store, path string) ([][]byte, error) {
+// openHashKeys returns the hash keys of the key file at path, keys as read
+// by readHashKeys (nil when the file does not exist), after matching them
+// against the key checks recorded in store, and records the checks of keys
+// the store does not know yet (a new store, or a key added for rotation). A
+// key file is created (with one random key) only for a store that holds no
+// token and has no check recorded: anywhere else a fresh key would silently
+// turn every stored secret into an unknown one. It refuses, having written
+// nothing, when the store holds tokens and the file is missing or holds none
+// of the recorded keys; the error says which file and what to do. A store
+// that holds tokens but no check (written before checks were recorded)
+// cannot be verified: its checks are recorded from the file.
+func openHashKeys(ctx context.Context, store storage.Store, path string, keys [][]byte) ([][]byte, error) {
 	recorded, err := store.KeyChecks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("hash key checks: %w", err)
@@ -38,18 +39,16 @@ func openHashKeys(ctx context.Context, store storage.Store, path string) ([][]by
 		return nil, fmt.Errorf("hash key checks: %w", err)
 	}
 	holdsTokens := len(page.Tokens) > 0
-	keys, err := readHashKeys(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if keys == nil {
 		if holdsTokens || len(recorded) > 0 {
 			return nil, fmt.Errorf("hash key file %s does not exist, but the database holds tokens whose secrets were hashed "+
 				"with a key from it (key ids %s). Restore the file from a backup, or point -hash-key-file "+
 				"(TOKEND_HASH_KEY_FILE) at it, and start again: a new key would make every token unknown. "+
 				"Nothing was changed", path, keyIDs(recorded))
 		}
-		keys, err = createHashKey(path)
-	}
-	if err != nil {
-		return nil, err
+		if keys, err = createHashKey(path); err != nil {
+			return nil, err
+		}
 	}
 	checks := make([]storage.KeyCheck, len(keys))
 	for i, key := range keys {
@@ -99,7 +98,7 @@ func keyIDs(checks []storage.KeyCheck) string {
 func readHashKeys(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, fmt.Errorf("hash key file %s: %w", path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read hash key: %w", err)

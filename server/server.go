@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
 
@@ -102,11 +104,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// A key file that is there but unusable is refused before the
+	// database is opened (or created); a missing one is judged against
+	// what the database holds.
+	keys, err := readHashKeys(cfg.HashKeyFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
 		return nil, err
 	}
-	keys, err := openHashKeys(ctx, s.store, cfg.HashKeyFile)
-	if err != nil {
+	if keys, err = openHashKeys(ctx, s.store, cfg.HashKeyFile, keys); err != nil {
 		return nil, err
 	}
 	begin := time.Now()
@@ -270,12 +278,19 @@ func (s *Server) logHashKeys() {
 }
 
 // pruneAudit deletes audit events older than retention, at start and then
-// every hour, until ctx is done.
+// every hour, until ctx is done or the store reports damage.
 func (s *Server) pruneAudit(ctx context.Context, retention time.Duration) {
 	t := time.NewTicker(auditPruneInterval)
 	defer t.Stop()
 	for {
-		if n, err := s.svc.PruneAuditEvents(ctx, retention); err != nil && ctx.Err() == nil {
+		n, err := s.svc.PruneAuditEvents(ctx, retention)
+		if errors.Is(err, storage.ErrCorrupt) {
+			// Pruning again would meet the same damage every hour;
+			// readiness reports it from now on (the store's Ping does).
+			s.log.Error("audit pruning stopped: the database file is damaged; restore it from a backup", slog.Any("error", err))
+			return
+		}
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("prune audit events", slog.Any("error", err))
 		} else if n > 0 {
 			s.log.Info("pruned audit events", slog.Int("deleted", n), slog.Duration("retention", retention))

@@ -161,7 +161,9 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 // RunFlusher writes last-use times to the store every interval until ctx is
-// done. It does not flush on return: Close does.
+// done, or until the store reports damage (an error wrapping
+// storage.ErrCorrupt), which it logs. It does not flush on return: Close
+// does.
 func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultFlushInterval
@@ -173,7 +175,15 @@ func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.FlushLastUsed(ctx); err != nil && ctx.Err() == nil {
+			err := s.FlushLastUsed(ctx)
+			if err != nil && errors.Is(err, storage.ErrCorrupt) {
+				// Retrying cannot help and would log the same damage every
+				// interval; readiness reports it from now on (the store's
+				// Ping does).
+				s.log.Error("last-used flushing stopped: the database file is damaged; restore it from a backup", slog.Any("error", err))
+				return
+			}
+			if err != nil && ctx.Err() == nil {
 				s.log.Error("flush last-used times", slog.Any("error", err))
 			}
 		}
