@@ -43,6 +43,15 @@ type Config struct {
 	AdminPrefix   string          // default "tkda"
 	FlushInterval time.Duration   // last-use flush period; default 1 minute
 	MaxBodyBytes  int64           // REST request body limit; default 1 MiB
+	// HTTPReadTimeout bounds the reading of a REST request's body and
+	// HTTPWriteTimeout the writing of its answer, per request; defaults
+	// DefaultHTTPReadTimeout and DefaultHTTPWriteTimeout.
+	HTTPReadTimeout, HTTPWriteTimeout time.Duration
+	// GRPCMaxStreams bounds the calls in flight on one gRPC connection
+	// (default DefaultGRPCMaxStreams); GRPCMaxConnectionIdle closes a
+	// connection idle that long (default DefaultGRPCMaxConnectionIdle).
+	GRPCMaxStreams        int
+	GRPCMaxConnectionIdle time.Duration
 	// AuditRetention is how long audit events are kept; default one year,
 	// negative keeps them forever.
 	AuditRetention time.Duration
@@ -162,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
 	}
+	opts = append(opts, grpcLimits(cfg)...)
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
@@ -176,9 +186,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.httpServer = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           requestDeadlines(cfg.HTTPReadTimeout, cfg.HTTPWriteTimeout, handler),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
@@ -221,6 +231,18 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.HTTPReadTimeout <= 0 {
+		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
+	if cfg.HTTPWriteTimeout <= 0 {
+		cfg.HTTPWriteTimeout = DefaultHTTPWriteTimeout
+	}
+	if cfg.GRPCMaxStreams <= 0 {
+		cfg.GRPCMaxStreams = DefaultGRPCMaxStreams
+	}
+	if cfg.GRPCMaxConnectionIdle <= 0 {
+		cfg.GRPCMaxConnectionIdle = DefaultGRPCMaxConnectionIdle
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = DefaultAuditRetention
