@@ -29,8 +29,8 @@ import (
 
 // Config is everything Start needs. Zero values take the documented defaults.
 type Config struct {
-	GRPCAddr string // default ":9090"; ":0" picks a free port
-	HTTPAddr string // default ":8080"
+	GRPCAddr string // default "127.0.0.1:9090"; ":0" picks a free port
+	HTTPAddr string // default "127.0.0.1:8080"
 	DataDir  string // default "./data"; holds tokend.db and, by default, hash.key
 	// RootTokenFile receives the root admin secret on first start (mode
 	// 0600); when empty the secret is printed once to Stderr.
@@ -59,18 +59,23 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
-	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
-	// TLSClientCAFile additionally requires gRPC clients to present a
-	// certificate signed by that CA (mutual TLS).
-	TLSCertFile, TLSKeyFile, TLSClientCAFile string
-	Logger                                   *slog.Logger // default: text on Stderr
-	Stderr                                   io.Writer    // where the root secret is printed; default os.Stderr
+	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS 1.2
+	// or later (AEAD suites only), with HSTS on HTTP. TLSClientCAFile
+	// makes both ports verify client certificates against that CA, under
+	// TLSClientAuth: ClientAuthRequire (the default) or
+	// ClientAuthVerifyIfGiven.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile, TLSClientAuth string
+
+	Logger *slog.Logger // default: text on Stderr
+	Stderr io.Writer    // where the root secret is printed; default os.Stderr
 }
 
 // Defaults for Config.
 const (
-	DefaultGRPCAddr     = ":9090"
-	DefaultHTTPAddr     = ":8080"
+	// The default addresses are on loopback: reaching tokend from other
+	// hosts is a decision (and, without TLS, a warning at start).
+	DefaultGRPCAddr     = "127.0.0.1:9090"
+	DefaultHTTPAddr     = "127.0.0.1:8080"
 	DefaultDataDir      = "./data"
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultAuditRetention keeps a year of audit events.
@@ -185,6 +190,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if tlsConfig != nil {
+		handler = strictTransport(handler)
+	}
 	s.httpServer = &http.Server{
 		Handler:           requestDeadlines(cfg.HTTPReadTimeout, cfg.HTTPWriteTimeout, handler),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -212,8 +220,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.serveErr <- err
 		}
 	}()
+	if tlsConfig == nil {
+		warnPlaintext(s.log, s.grpcLis.Addr(), s.httpLis.Addr())
+	}
 	s.log.Info("serving", slog.String("grpc", s.grpcLis.Addr().String()), slog.String("http", s.httpLis.Addr().String()))
 	return s, nil
+}
+
+// warnPlaintext logs a warning for each address, served without TLS, that
+// other hosts can reach: admin tokens and the secrets sent to Introspect
+// would cross the network in clear.
+func warnPlaintext(log *slog.Logger, addrs ...net.Addr) {
+	for _, a := range addrs {
+		if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+			continue
+		}
+		log.Warn("serving plaintext on a non-loopback address: credentials and secrets cross the network in clear; "+
+			"set -tls-cert and -tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy", slog.String("addr", a.String()))
+	}
 }
 
 func withDefaults(cfg Config) Config {
