@@ -99,7 +99,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address for REST, the console, health, metrics and OpenAPI (`host:port`; loopback by default)")
 	fs.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "`directory` of the database (and, by default, the hash key); created with mode 0700")
 	fs.StringVar(&cfg.RootTokenFile, "root-token-file", "", "on first start, write the root admin token to this `file` (mode 0600) instead of printing it to stderr")
-	fs.StringVar(&cfg.HashKeyFile, "hash-key-file", "", "`file` holding the hex HMAC key of secrets (default <data-dir>/hash.key, generated on first start; must not be readable by others)")
+	fs.StringVar(&cfg.HashKeyFile, "hash-key-file", "", "`file` holding the hex HMAC keys of secrets, newest first (default <data-dir>/hash.key, generated only for a new, empty database; must not be readable by others; start is refused if the database holds tokens and the file is missing or holds none of their keys)")
 	fs.StringVar(&lifespans, "lifespans", lifespans, "allowed token durations, comma-separated (`list` of e.g. 7d, 12h)")
 	fs.StringVar(&cfg.APIPrefix, "api-prefix", service.DefaultAPIPrefix, "`prefix` of API token secrets")
 	fs.StringVar(&cfg.AdminPrefix, "admin-prefix", service.DefaultAdminPrefix, "`prefix` of admin token secrets")
