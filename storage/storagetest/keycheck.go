@@ -41,10 +41,10 @@ func testKeyChecksRecordedInOrder(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored := storage.KeyCheck{KeyID: first.KeyID, Check: slices.Clone(first.Check)}
 	got[0].Check[0] ^= 0xff
 	first.Check[0] ^= 0xff
-	first.Check[0] ^= 0xff
-	wantKeyChecks(t, s, first, second)
+	wantKeyChecks(t, s, stored, second)
 }
 
 func testKeyCheckMismatch(t *testing.T, s storage.Store) {
