@@ -85,7 +85,7 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 		w.Write(tokend.OpenAPI)
 	})
 	mux.Handle("/", onlyGet(web.Handler(web.Options{Lifespans: svc.Lifespans()})))
-	return observeHTTP(log, m, securityHeaders(mux)), nil
+	return observeHTTP(log, m, securityHeaders(requireCredential(svc, mux))), nil
 }
 
 // onlyGet answers 405 to any method but GET and HEAD. The console is

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -88,6 +90,11 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP tokend_tokens Tokens in the in-memory introspection index.")
 	fmt.Fprintln(w, "# TYPE tokend_tokens gauge")
 	fmt.Fprintf(w, "tokend_tokens %d\n", m.svc.TokenCount())
+	counts := m.svc.TokensByHashKey()
+	for _, id := range m.svc.HashKeyIDs() {
+		counts[id] += 0 // the key file's keys show even when unused
+	}
+	writeHashKeyMetric(w, counts)
 	fmt.Fprintln(w, "# HELP tokend_uptime_seconds Time since the server started.")
 	fmt.Fprintln(w, "# TYPE tokend_uptime_seconds gauge")
 	fmt.Fprintf(w, "tokend_uptime_seconds %g\n", time.Since(m.start).Seconds())
@@ -107,4 +114,15 @@ func compare(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// writeHashKeyMetric writes the token count per hash key id ("unrecorded"
+// for tokens stored before key ids were).
+func writeHashKeyMetric(w io.Writer, counts map[string]int) {
+	fmt.Fprintln(w, "# HELP tokend_tokens_by_hash_key Tokens whose secret is hashed under each hash key; a key at 0 can leave the key file.")
+	fmt.Fprintln(w, "# TYPE tokend_tokens_by_hash_key gauge")
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		label := cmp.Or(id, "unrecorded")
+		fmt.Fprintf(w, "tokend_tokens_by_hash_key{key_id=%q} %d\n", label, counts[id])
+	}
 }

@@ -451,10 +451,9 @@ func TestTLS(t *testing.T) {
 		if err := tlsList(t, ts, insecure.NewCredentials()); err == nil {
 			t.Errorf("plaintext gRPC succeeded")
 		}
-		// Mutual TLS is for gRPC only: REST clients authenticate with
-		// their admin token.
-		if code, err := httpsGet(t, httpsClient, "https://"+ts.srv.HTTPAddr().String()+"/v1/tokens", ts.root); err != nil || code != http.StatusOK {
-			t.Errorf("https without a client certificate: %d, %v", code, err)
+		// The HTTP port applies the same policy (see TestTLSClientAuthPolicy).
+		if code, err := httpsGet(t, httpsClient, "https://"+ts.srv.HTTPAddr().String()+"/v1/tokens", ts.root); err == nil {
+			t.Errorf("https without a client certificate: %d", code)
 		}
 	})
 
@@ -470,6 +469,8 @@ func TestTLS(t *testing.T) {
 			{"MissingCert", server.Config{TLSCertFile: certFile + ".missing", TLSKeyFile: keyFile}, "TLS"},
 			{"KeyOfAnotherCert", server.Config{TLSCertFile: certFile, TLSKeyFile: secWriteTemp(t, string(clientKey))}, "TLS"},
 			{"ClientCANotPEM", server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, TLSClientCAFile: keyFile}, "client CA"},
+			{"ClientAuthWithoutCA", server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, TLSClientAuth: server.ClientAuthRequire}, "client CA"},
+			{"UnknownClientAuth", server.Config{TLSCertFile: certFile, TLSKeyFile: keyFile, TLSClientCAFile: caFile, TLSClientAuth: "maybe"}, "maybe"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				cfg := tt.cfg

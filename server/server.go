@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,13 +23,14 @@ import (
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
 
 // Config is everything Start needs. Zero values take the documented defaults.
 type Config struct {
-	GRPCAddr string // default ":9090"; ":0" picks a free port
-	HTTPAddr string // default ":8080"
+	GRPCAddr string // default "127.0.0.1:9090"; ":0" picks a free port
+	HTTPAddr string // default "127.0.0.1:8080"
 	DataDir  string // default "./data"; holds tokend.db and, by default, hash.key
 	// RootTokenFile receives the root admin secret on first start (mode
 	// 0600); when empty the secret is printed once to Stderr.
@@ -41,6 +43,15 @@ type Config struct {
 	AdminPrefix   string          // default "tkda"
 	FlushInterval time.Duration   // last-use flush period; default 1 minute
 	MaxBodyBytes  int64           // REST request body limit; default 1 MiB
+	// HTTPReadTimeout bounds the reading of a REST request's body and
+	// HTTPWriteTimeout the writing of its answer, per request; defaults
+	// DefaultHTTPReadTimeout and DefaultHTTPWriteTimeout.
+	HTTPReadTimeout, HTTPWriteTimeout time.Duration
+	// GRPCMaxStreams bounds the calls in flight on one gRPC connection
+	// (default DefaultGRPCMaxStreams); GRPCMaxConnectionIdle closes a
+	// connection idle that long (default DefaultGRPCMaxConnectionIdle).
+	GRPCMaxStreams        int
+	GRPCMaxConnectionIdle time.Duration
 	// AuditRetention is how long audit events are kept; default one year,
 	// negative keeps them forever.
 	AuditRetention time.Duration
@@ -48,18 +59,23 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
-	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
-	// TLSClientCAFile additionally requires gRPC clients to present a
-	// certificate signed by that CA (mutual TLS).
-	TLSCertFile, TLSKeyFile, TLSClientCAFile string
-	Logger                                   *slog.Logger // default: text on Stderr
-	Stderr                                   io.Writer    // where the root secret is printed; default os.Stderr
+	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS 1.2
+	// or later (AEAD suites only), with HSTS on HTTP. TLSClientCAFile
+	// makes both ports verify client certificates against that CA, under
+	// TLSClientAuth: ClientAuthRequire (the default) or
+	// ClientAuthVerifyIfGiven.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile, TLSClientAuth string
+
+	Logger *slog.Logger // default: text on Stderr
+	Stderr io.Writer    // where the root secret is printed; default os.Stderr
 }
 
 // Defaults for Config.
 const (
-	DefaultGRPCAddr     = ":9090"
-	DefaultHTTPAddr     = ":8080"
+	// The default addresses are on loopback: reaching tokend from other
+	// hosts is a decision (and, without TLS, a warning at start).
+	DefaultGRPCAddr     = "127.0.0.1:9090"
+	DefaultHTTPAddr     = "127.0.0.1:8080"
 	DefaultDataDir      = "./data"
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultAuditRetention keeps a year of audit events.
@@ -102,11 +118,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	keys, err := loadOrCreateHashKeys(cfg.HashKeyFile)
-	if err != nil {
+	// A key file that is there but unusable is refused before the
+	// database is opened (or created); a missing one is judged against
+	// what the database holds.
+	keys, err := readHashKeys(cfg.HashKeyFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
+		return nil, err
+	}
+	if keys, err = openHashKeys(ctx, s.store, cfg.HashKeyFile, keys); err != nil {
 		return nil, err
 	}
 	begin := time.Now()
@@ -127,6 +149,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.bootstrap(ctx, cfg); err != nil {
 		return nil, err
 	}
+	s.logHashKeys()
 
 	backgroundCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBackground = stop
@@ -153,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
 	}
+	opts = append(opts, grpcLimits(cfg)...)
 	if tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
@@ -166,10 +190,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if tlsConfig != nil {
+		handler = strictTransport(handler)
+	}
 	s.httpServer = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           requestDeadlines(cfg.HTTPReadTimeout, cfg.HTTPWriteTimeout, handler),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
@@ -193,8 +220,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.serveErr <- err
 		}
 	}()
+	if tlsConfig == nil {
+		warnPlaintext(s.log, s.grpcLis.Addr(), s.httpLis.Addr())
+	}
 	s.log.Info("serving", slog.String("grpc", s.grpcLis.Addr().String()), slog.String("http", s.httpLis.Addr().String()))
 	return s, nil
+}
+
+// warnPlaintext logs a warning for each address, served without TLS, that
+// other hosts can reach: admin tokens and the secrets sent to Introspect
+// would cross the network in clear.
+func warnPlaintext(log *slog.Logger, addrs ...net.Addr) {
+	for _, a := range addrs {
+		if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+			continue
+		}
+		log.Warn("serving plaintext on a non-loopback address: credentials and secrets cross the network in clear; "+
+			"set -tls-cert and -tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy", slog.String("addr", a.String()))
+	}
 }
 
 func withDefaults(cfg Config) Config {
@@ -212,6 +255,18 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.HTTPReadTimeout <= 0 {
+		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
+	if cfg.HTTPWriteTimeout <= 0 {
+		cfg.HTTPWriteTimeout = DefaultHTTPWriteTimeout
+	}
+	if cfg.GRPCMaxStreams <= 0 {
+		cfg.GRPCMaxStreams = DefaultGRPCMaxStreams
+	}
+	if cfg.GRPCMaxConnectionIdle <= 0 {
+		cfg.GRPCMaxConnectionIdle = DefaultGRPCMaxConnectionIdle
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = DefaultAuditRetention
@@ -249,13 +304,39 @@ func (s *Server) bootstrap(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// logHashKeys logs how many tokens use each hash key, so that an operator
+// who rotated keys knows when an old one can go, and warns about tokens
+// whose key is no longer in the key file (they can no longer be used).
+func (s *Server) logHashKeys() {
+	counts := s.svc.TokensByHashKey()
+	for i, id := range s.svc.HashKeyIDs() {
+		s.log.Info("hash key", slog.String("key_id", id), slog.Bool("newest", i == 0), slog.Int("tokens", counts[id]))
+		delete(counts, id)
+	}
+	for id, n := range counts {
+		if id == "" {
+			s.log.Info("hash key", slog.String("key_id", "unrecorded"), slog.Int("tokens", n),
+				slog.String("note", "tokens hashed before key ids were recorded; regenerating one records its key"))
+			continue
+		}
+		s.log.Warn("hash key missing from the key file", slog.String("key_id", id), slog.Int("tokens", n))
+	}
+}
+
 // pruneAudit deletes audit events older than retention, at start and then
-// every hour, until ctx is done.
+// every hour, until ctx is done or the store reports damage.
 func (s *Server) pruneAudit(ctx context.Context, retention time.Duration) {
 	t := time.NewTicker(auditPruneInterval)
 	defer t.Stop()
 	for {
-		if n, err := s.svc.PruneAuditEvents(ctx, retention); err != nil && ctx.Err() == nil {
+		n, err := s.svc.PruneAuditEvents(ctx, retention)
+		if errors.Is(err, storage.ErrCorrupt) {
+			// Pruning again would meet the same damage every hour;
+			// readiness reports it from now on (the store's Ping does).
+			s.log.Error("audit pruning stopped: the database file is damaged; restore it from a backup", slog.Any("error", err))
+			return
+		}
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("prune audit events", slog.Any("error", err))
 		} else if n > 0 {
 			s.log.Info("pruned audit events", slog.Int("deleted", n), slog.Duration("retention", retention))

@@ -75,21 +75,9 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	// ValueFromIncomingContext copies one key; FromIncomingContext would
 	// copy the whole metadata map on every call.
-	values := metadata.ValueFromIncomingContext(ctx, "authorization")
-	switch len(values) {
-	case 0:
-		return nil, status.Error(codes.Unauthenticated, "missing credential: send the header authorization: Bearer <admin token>")
-	case 1:
-	default:
-		return nil, status.Error(codes.Unauthenticated, "several authorization values: send exactly one")
-	}
-	secret, ok := bearer(values[0])
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "malformed credential: want authorization: Bearer <admin token>")
-	}
-	kind, ok := s.secrets.parse(secret)
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "malformed credential: not a tokend admin token")
+	secret, kind, err := s.credential(metadata.ValueFromIncomingContext(ctx, "authorization"))
+	if err != nil {
+		return nil, err
 	}
 	var e *entry
 	var h secretHash
@@ -108,6 +96,38 @@ func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	}
 	e.usage.touch(now)
 	return e, nil
+}
+
+// CheckCredential returns the error a call with these authorization values
+// gets when they cannot hold an admin credential (Unauthenticated: none,
+// several, not "Bearer <secret>", or a secret that is not well formed), and
+// nil otherwise. It reads no store, so a transport can refuse such a call
+// before reading its body.
+func (s *Service) CheckCredential(values []string) error {
+	_, _, err := s.credential(values)
+	return err
+}
+
+// credential returns the secret of the call's authorization values, and
+// its kind, or the Unauthenticated error a call without a well-formed one
+// gets.
+func (s *Service) credential(values []string) (string, storage.Kind, error) {
+	switch len(values) {
+	case 0:
+		return "", 0, status.Error(codes.Unauthenticated, "missing credential: send the header authorization: Bearer <admin token>")
+	case 1:
+	default:
+		return "", 0, status.Error(codes.Unauthenticated, "several authorization values: send exactly one")
+	}
+	secret, ok := bearer(values[0])
+	if !ok {
+		return "", 0, status.Error(codes.Unauthenticated, "malformed credential: want authorization: Bearer <admin token>")
+	}
+	kind, ok := s.secrets.parse(secret)
+	if !ok {
+		return "", 0, status.Error(codes.Unauthenticated, "malformed credential: not a tokend admin token")
+	}
+	return secret, kind, nil
 }
 
 // bearer extracts the token of an "authorization: Bearer <token>" value. The

@@ -3,9 +3,12 @@ package service
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"hash"
 	"sync"
+
+	"github.com/tokend/tokend/storage"
 )
 
 // hashLen is the length of a secret's keyed hash.
@@ -20,7 +23,8 @@ type secretHash = [hashLen]byte
 // keying one costs two SHA-256 blocks and allocations the introspection
 // path should not pay per call.
 type hasher struct {
-	pools []sync.Pool // of *hmacState, one pool per key, newest first
+	pools  []sync.Pool // of *hmacState, one pool per key, newest first
+	keyIDs []string    // HashKeyCheck(key).KeyID of each key
 }
 
 // hmacState is a keyed HMAC with buffers of its own: a stack buffer would
@@ -38,11 +42,12 @@ func newHasher(keys [][]byte) (*hasher, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("hash key: none given")
 	}
-	h := &hasher{pools: make([]sync.Pool, len(keys))}
+	h := &hasher{pools: make([]sync.Pool, len(keys)), keyIDs: make([]string, len(keys))}
 	for i, key := range keys {
 		if len(key) < minKeyLen {
 			return nil, errors.New("hash key: want at least 32 bytes")
 		}
+		h.keyIDs[i] = HashKeyCheck(key).KeyID
 		k := append([]byte(nil), key...)
 		h.pools[i].New = func() any { return &hmacState{mac: hmac.New(sha256.New, k)} }
 	}
@@ -70,4 +75,29 @@ func (h *hasher) sumWith(i int, secret string) secretHash {
 	out := secretHash(st.mac.Sum(st.out[:0]))
 	pool.Put(st)
 	return out
+}
+
+// Labels of the two digests HashKeyCheck makes. Distinct from each other and
+// from any secret (secrets have no spaces), so neither digest can be
+// mistaken for a secret's hash.
+const (
+	keyIDLabel    = "tokend hash key id v1"
+	keyCheckLabel = "tokend hash key check v1"
+)
+
+// keyIDLen is the length of a key id in hex characters: 48 bits tell a
+// handful of keys apart and are short enough to read in a log line.
+const keyIDLen = 12
+
+// HashKeyCheck returns the check a store records for a hash key: a short id
+// and a digest, both HMAC-SHA-256 of a fixed label under the key. Neither
+// reveals the key, and a key file can be matched against a store's checks
+// without any secret.
+func HashKeyCheck(key []byte) storage.KeyCheck {
+	digest := func(label string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(label))
+		return m.Sum(nil)
+	}
+	return storage.KeyCheck{KeyID: hex.EncodeToString(digest(keyIDLabel))[:keyIDLen], Check: digest(keyCheckLabel)}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/binary"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,11 @@ const indexShards = 64
 type index struct {
 	shards [indexShards]indexShard
 
-	mu   sync.RWMutex // guards byID
+	mu   sync.RWMutex // guards byID and keyCounts
 	byID map[string]*entry
+	// keyCounts counts the tokens by the id of the hash key of their
+	// secret; its keys are the only copies of the ids entries point to.
+	keyCounts map[string]int
 }
 
 type indexShard struct {
@@ -93,6 +97,7 @@ func (e *entry) viewsOnce() *views {
 type tokenMeta struct {
 	id, name, description, hint string
 	permissions                 []string
+	hashKeyID                   string
 	lifespan                    time.Duration
 	prevExpire, create, update  int64
 }
@@ -164,7 +169,7 @@ func (u *usage) last() time.Time {
 }
 
 func newIndex() *index {
-	ix := &index{byID: make(map[string]*entry)}
+	ix := &index{byID: make(map[string]*entry), keyCounts: make(map[string]int)}
 	for i := range ix.shards {
 		ix.shards[i].byHash = make(map[uint64]*entry)
 	}
@@ -226,6 +231,7 @@ func (ix *index) apply(c storage.Change) {
 	var e *entry
 	if c.Token != nil {
 		e = newEntry(c.Token, old)
+		e.meta.hashKeyID = ix.countKey(c.Token.HashKeyID, 1)
 		ix.byID[c.ID] = e
 		ix.link(&e.hash, e)
 		if e.prevHash != nil {
@@ -235,11 +241,38 @@ func (ix *index) apply(c storage.Change) {
 		delete(ix.byID, c.ID)
 	}
 	if old != nil {
+		ix.countKey(old.meta.hashKeyID, -1)
 		ix.unlink(&old.hash, old)
 		if old.prevHash != nil {
 			ix.unlink(old.prevHash, old)
 		}
 	}
+}
+
+// countKey adds delta to the count of tokens under that hash key id and
+// returns the id as the map holds it, so that entries share one copy. The
+// caller holds mu.
+func (ix *index) countKey(id string, delta int) string {
+	n := ix.keyCounts[id] + delta
+	if n <= 0 {
+		delete(ix.keyCounts, id)
+		return id
+	}
+	for k := range ix.keyCounts {
+		if k == id {
+			id = k
+			break
+		}
+	}
+	ix.keyCounts[id] = n
+	return id
+}
+
+// byHashKey returns a copy of the token counts by hash key id.
+func (ix *index) byHashKey() map[string]int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return maps.Clone(ix.keyCounts)
 }
 
 func (ix *index) link(h *secretHash, e *entry) {

@@ -140,6 +140,15 @@ func (s *Service) Lifespans() []time.Duration { return slices.Clone(s.lifespans)
 // TokenCount returns the number of tokens in the in-memory index.
 func (s *Service) TokenCount() int { return s.index.size() }
 
+// TokensByHashKey returns how many tokens have their secret hashed under
+// each hash key, by key id (see HashKeyCheck); "" counts the tokens stored
+// before key ids were recorded. A key that no token uses any more can be
+// dropped from the key file.
+func (s *Service) TokensByHashKey() map[string]int { return s.index.byHashKey() }
+
+// HashKeyIDs returns the ids of the service's hash keys, newest first.
+func (s *Service) HashKeyIDs() []string { return slices.Clone(s.hasher.keyIDs) }
+
 // Ready reports whether the service can serve writes: its store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
@@ -152,7 +161,9 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 // RunFlusher writes last-use times to the store every interval until ctx is
-// done. It does not flush on return: Close does.
+// done, or until the store reports damage (an error wrapping
+// storage.ErrCorrupt), which it logs. It does not flush on return: Close
+// does.
 func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultFlushInterval
@@ -164,7 +175,15 @@ func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.FlushLastUsed(ctx); err != nil && ctx.Err() == nil {
+			err := s.FlushLastUsed(ctx)
+			if err != nil && errors.Is(err, storage.ErrCorrupt) {
+				// Retrying cannot help and would log the same damage every
+				// interval; readiness reports it from now on (the store's
+				// Ping does).
+				s.log.Error("last-used flushing stopped: the database file is damaged; restore it from a backup", slog.Any("error", err))
+				return
+			}
+			if err != nil && ctx.Err() == nil {
 				s.log.Error("flush last-used times", slog.Any("error", err))
 			}
 		}
@@ -263,5 +282,6 @@ func (s *Service) setSecret(t *storage.Token) (string, error) {
 	h := s.hasher.sum(secret)
 	t.SecretHash = h[:]
 	t.SecretHint = hint(secret)
+	t.HashKeyID = s.hasher.keyIDs[0]
 	return secret, nil
 }

@@ -504,7 +504,7 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 			}
 			t.PreviousSecretHash, t.PreviousExpireTime = t.SecretHash, prevEnd
 		}
-		t.SecretHash, t.SecretHint = hashed.SecretHash, hashed.SecretHint
+		t.SecretHash, t.SecretHint, t.HashKeyID = hashed.SecretHash, hashed.SecretHint, hashed.HashKeyID
 		t.ExpireTime = time.Time{}
 		if t.Lifespan > 0 {
 			t.ExpireTime = now.Add(t.Lifespan)

@@ -27,6 +27,18 @@ var (
 	ErrBadCursor = errors.New("storage: invalid page cursor")
 )
 
+// ErrKeyCheckMismatch is returned by RecordKeyCheck when a different check is
+// already recorded under the same key id.
+var ErrKeyCheckMismatch = errors.New("storage: a different key check is recorded under this key id")
+
+// KeyCheck lets a store recognise the hash keys its secrets were hashed under
+// without ever holding a key: KeyID is a short id derived from the key, Check a
+// keyed digest of a fixed label under it.
+type KeyCheck struct {
+	KeyID string
+	Check []byte
+}
+
 // Kind says whom a token is for.
 type Kind uint8
 
@@ -71,6 +83,10 @@ type Token struct {
 	// equal is refused with ErrHashTaken).
 	PreviousSecretHash []byte
 	PreviousExpireTime time.Time
+	// HashKeyID is the KeyCheck.KeyID of the hash key SecretHash (and
+	// PreviousSecretHash) were computed under; "" for tokens written before
+	// key ids were recorded.
+	HashKeyID string
 }
 
 // Clone returns a deep copy of t.
@@ -238,6 +254,16 @@ type Store interface {
 	// backends) as soon as it is seen. apply is never called concurrently
 	// with itself and must not call back into the Store.
 	Subscribe(ctx context.Context, apply func(Change)) error
+
+	// KeyChecks returns the recorded key checks in the order they were
+	// recorded; none for a store that never recorded one.
+	KeyChecks(ctx context.Context) ([]KeyCheck, error)
+
+	// RecordKeyCheck records c unless a check with its KeyID is already
+	// recorded. Recording the same check again does nothing. Returns
+	// ErrKeyCheckMismatch (nothing stored) if a different Check is recorded
+	// under c.KeyID.
+	RecordKeyCheck(ctx context.Context, c KeyCheck) error
 
 	// Ping reports whether the store can serve reads and writes.
 	Ping(ctx context.Context) error

@@ -95,11 +95,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		logLevel        = "info"
 		logFormat       = "text"
 	)
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address (`host:port`; :0 picks a free port)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address for REST, health, metrics and OpenAPI (`host:port`)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address (`host:port`; :0 picks a free port; loopback by default, and a warning when another address is served without TLS)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address for REST, the console, health, metrics and OpenAPI (`host:port`; loopback by default)")
 	fs.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "`directory` of the database (and, by default, the hash key); created with mode 0700")
 	fs.StringVar(&cfg.RootTokenFile, "root-token-file", "", "on first start, write the root admin token to this `file` (mode 0600) instead of printing it to stderr")
-	fs.StringVar(&cfg.HashKeyFile, "hash-key-file", "", "`file` holding the hex HMAC key of secrets (default <data-dir>/hash.key, generated on first start; must not be readable by others)")
+	fs.StringVar(&cfg.HashKeyFile, "hash-key-file", "", "`file` holding the hex HMAC keys of secrets, newest first (default <data-dir>/hash.key, generated only for a new, empty database; must not be readable by others; start is refused if the database holds tokens and the file is missing or holds none of their keys)")
 	fs.StringVar(&lifespans, "lifespans", lifespans, "allowed token durations, comma-separated (`list` of e.g. 7d, 12h)")
 	fs.StringVar(&cfg.APIPrefix, "api-prefix", service.DefaultAPIPrefix, "`prefix` of API token secrets")
 	fs.StringVar(&cfg.AdminPrefix, "admin-prefix", service.DefaultAdminPrefix, "`prefix` of admin token secrets")
@@ -109,7 +109,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted until the minute ends, valid credentials are still served (`count`; negative disables)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
-	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: require gRPC clients to present a certificate it signed (mutual TLS)")
+	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: verify client certificates against it on both ports (mutual TLS; see -tls-client-auth)")
+	fs.StringVar(&cfg.TLSClientAuth, "tls-client-auth", server.ClientAuthRequire, "with -tls-client-ca, `policy` on both ports: require (a certificate the CA signed) or verify-if-given (no certificate is let in, a bad one is refused)")
+	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "longest time a REST request body may take to arrive, per request (`duration`)")
+	fs.DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", server.DefaultHTTPWriteTimeout, "longest time a REST answer may take to be written, per request (`duration`)")
+	fs.IntVar(&cfg.GRPCMaxStreams, "grpc-max-streams", server.DefaultGRPCMaxStreams, "most gRPC calls in flight on one connection (`count`)")
+	fs.DurationVar(&cfg.GRPCMaxConnectionIdle, "grpc-max-idle", server.DefaultGRPCMaxConnectionIdle, "close a gRPC connection with no call in flight for this long (`duration`)")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "how long in-flight requests may finish on SIGINT/SIGTERM (`duration`)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "`level`: debug, info, warn or error (info logs one line per request)")
 	fs.StringVar(&logFormat, "log-format", logFormat, "`format`: text or json")
@@ -150,6 +155,25 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {
 		return cfg, 0, errors.New("-flush-interval must be positive")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"http-read-timeout", cfg.HTTPReadTimeout}, {"http-write-timeout", cfg.HTTPWriteTimeout}, {"grpc-max-idle", cfg.GRPCMaxConnectionIdle}} {
+		if d.v <= 0 {
+			return cfg, 0, fmt.Errorf("-%s must be positive", d.name)
+		}
+	}
+	if cfg.GRPCMaxStreams <= 0 {
+		return cfg, 0, errors.New("-grpc-max-streams must be positive")
+	}
+	policySet := false
+	fs.Visit(func(f *flag.Flag) { policySet = policySet || f.Name == "tls-client-auth" })
+	if cfg.TLSClientCAFile == "" && !policySet {
+		// The policy only means something with a CA: its default must
+		// not make a plain -tls-cert setup look misconfigured, while a
+		// policy given without a CA is refused by the server.
+		cfg.TLSClientAuth = ""
 	}
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
 		return cfg, 0, err

@@ -103,8 +103,16 @@ func TestParseServeFlagsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.GRPCAddr != server.DefaultGRPCAddr || cfg.HTTPAddr != server.DefaultHTTPAddr || cfg.DataDir != "./data" {
+	// Loopback unless configured: reaching tokend from elsewhere is a choice.
+	if cfg.GRPCAddr != "127.0.0.1:9090" || cfg.HTTPAddr != "127.0.0.1:8080" || cfg.DataDir != "./data" {
 		t.Errorf("addresses and data dir: %q %q %q", cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir)
+	}
+	if cfg.HTTPReadTimeout != server.DefaultHTTPReadTimeout || cfg.HTTPWriteTimeout != server.DefaultHTTPWriteTimeout ||
+		cfg.GRPCMaxStreams != server.DefaultGRPCMaxStreams || cfg.GRPCMaxConnectionIdle != server.DefaultGRPCMaxConnectionIdle {
+		t.Errorf("limits: read %v write %v streams %d idle %v", cfg.HTTPReadTimeout, cfg.HTTPWriteTimeout, cfg.GRPCMaxStreams, cfg.GRPCMaxConnectionIdle)
+	}
+	if cfg.TLSClientAuth != "" {
+		t.Errorf("client auth policy %q without a client CA", cfg.TLSClientAuth)
 	}
 	if cfg.RootTokenFile != "" || cfg.HashKeyFile != "" {
 		t.Errorf("root token file %q, hash key file %q: want both empty (print; <data-dir>/hash.key)", cfg.RootTokenFile, cfg.HashKeyFile)
@@ -254,6 +262,10 @@ func TestParseServeFlagsErrors(t *testing.T) {
 		{"BadEnvNumber", nil, []string{"TOKEND_MAX_BODY_BYTES", "lots"}, "TOKEND_MAX_BODY_BYTES"},
 		{"BadEnvLifespans", nil, []string{"TOKEND_LIFESPANS", "0d"}, "lifespans"},
 		{"BadEnvLogFormat", nil, []string{"TOKEND_LOG_FORMAT", "xml"}, "log-format"},
+		{"ZeroReadTimeout", []string{"-http-read-timeout", "0s"}, nil, "http-read-timeout"},
+		{"NegativeWriteTimeout", nil, []string{"TOKEND_HTTP_WRITE_TIMEOUT", "-1s"}, "http-write-timeout"},
+		{"ZeroMaxStreams", []string{"-grpc-max-streams", "0"}, nil, "grpc-max-streams"},
+		{"ZeroMaxIdle", []string{"-grpc-max-idle", "0s"}, nil, "grpc-max-idle"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

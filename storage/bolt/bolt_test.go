@@ -69,6 +69,7 @@ func sampleToken() *storage.Token {
 
 		PreviousSecretHash: []byte{0xff, 3, 2, 1, 0},
 		PreviousExpireTime: utc(1_800_000_100_000_000_000).Add(time.Hour),
+		HashKeyID:          "hk1a2b3c4d",
 	}
 }
 
@@ -293,8 +294,9 @@ func TestTokenCodecRejectsBadInput(t *testing.T) {
 		in   []byte
 	}{
 		{"Empty", nil},
-		{"UnknownVersion", with(valid, 0, tokenFormatV2+1)},
+		{"UnknownVersion", with(valid, 0, tokenFormatV3+1)},
 		{"Version1WithVersion2Fields", with(valid, 0, tokenFormatV1)},
+		{"Version2WithVersion3Fields", with(valid, 0, tokenFormatV2)},
 		{"VersionZero", with(valid, 0, 0)},
 		{"TrailingByte", append(append([]byte(nil), valid...), 0)},
 		{"StringLongerThanRecord", with(valid, 1, 0x7f)},
@@ -334,7 +336,7 @@ const version1Record = "0105746f6b5f310a4465706c6f7920626f740a757365642062792043
 // sampleVersion1 returns the token version1Record holds.
 func sampleVersion1() *storage.Token {
 	tok := sampleToken()
-	tok.PreviousSecretHash, tok.PreviousExpireTime = nil, time.Time{}
+	tok.PreviousSecretHash, tok.PreviousExpireTime, tok.HashKeyID = nil, time.Time{}, ""
 	return tok
 }
 
@@ -355,8 +357,8 @@ func TestTokenCodecReadsVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again[0] != tokenFormatV2 {
-		t.Fatalf("re-encoded with format version %d, want %d", again[0], tokenFormatV2)
+	if again[0] != tokenFormatV3 {
+		t.Fatalf("re-encoded with format version %d, want %d", again[0], tokenFormatV3)
 	}
 	if got2, err := decodeToken(again); err != nil || !reflect.DeepEqual(got2, got) {
 		t.Fatalf("re-decoded %+v, %v; want %+v", got2, err, got)

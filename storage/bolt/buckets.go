@@ -37,6 +37,9 @@ var (
 	// prefix it lists that token's events newest first without scanning the
 	// others.
 	bucketAuditTargets = []byte("audit_targets")
+	// bucketKeyChecks maps keyCheckKey(n), the recording order, to the
+	// n-th recorded storage.KeyCheck (see encodeKeyCheck).
+	bucketKeyChecks = []byte("key_checks")
 )
 
 // Keys of bucketMeta.
@@ -57,19 +60,30 @@ var (
 	// rather than being derived from the last key of bucketAudit so that
 	// pruning every event never lets a number be issued twice.
 	keyAuditSequence = []byte("audit_sequence")
+	// keyNameKeyProbe holds storage.NameKey(nameKeyProbe) as computed when
+	// bucketTokenNames was last built. Open rebuilds the index when the
+	// build it runs computes another key: the name rule changed, and the
+	// entries no longer match what lookups compute.
+	keyNameKeyProbe = []byte("name_key_probe")
 )
+
+// nameKeyProbe is a name whose key changes under any plausible change of
+// storage.NameKey: letters that differ by case, width, ligature,
+// compatibility form and full case folding.
+const nameKeyProbe = "Ｗｉｄｅ ﬁle Straße İstanbul ǅ K Ⅻ"
 
 // schemaVersion is the layout this package reads and writes. Version 2 added
 // bucketAudit, bucketAuditTargets and keyAuditSequence, and indexes previous
-// secret hashes in bucketTokenHashes; a version 1 file is upgraded in place
-// by Open (see initSchema), since its records and entries are valid in
-// version 2.
-const schemaVersion = 2
+// secret hashes in bucketTokenHashes. Version 3 added bucketKeyChecks,
+// keyNameKeyProbe and the token record that holds the hash key id. Older
+// files are upgraded in place by Open (see initSchema): their records stay
+// readable, and only the name index is rebuilt.
+const schemaVersion = 3
 
 // allBuckets lists the buckets Open creates.
 var allBuckets = [][]byte{
 	bucketMeta, bucketTokens, bucketTokenNames, bucketTokenHashes, bucketTokenCreated, bucketActions,
-	bucketAudit, bucketAuditTargets,
+	bucketAudit, bucketAuditTargets, bucketKeyChecks,
 }
 
 // createdKeyLen is the length of the time prefix of a token_created key.

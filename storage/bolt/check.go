@@ -19,7 +19,8 @@ const maxCheckErrors = 50
 // page-level check, that every token record decodes and has its name, hash
 // (both hashes while it has a previous one) and create-time index entries
 // pointing back to it, that no index entry points to a missing or different
-// token, that every action decodes, that every audit event decodes, has a
+// token, that every action and key check decodes, that the name index was built
+// with this build's name rule, that every audit event decodes, has a
 // key no later than the audit sequence and, if it has a target, its
 // audit_targets entry, and that every audit_targets entry points to an
 // existing event about that target. It
@@ -40,25 +41,33 @@ func (s *Store) CheckConsistency() error {
 			problems = append(problems, fmt.Errorf(format, args...))
 		}
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			report("bbolt: %w", err)
-		}
-		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
-				report("bucket %s missing", name)
+	err := s.guarded(func() error {
+		return s.db.View(func(tx *bbolt.Tx) error {
+			for err := range tx.Check() {
+				report("bbolt: %w", err)
 			}
-		}
-		if len(problems) > 0 {
+			for _, name := range allBuckets {
+				if tx.Bucket(name) == nil {
+					report("bucket %s missing", name)
+				}
+			}
+			if len(problems) > 0 {
+				return nil
+			}
+			if v := tx.Bucket(bucketMeta).Get(keySchemaVersion); !bytes.Equal(v, binary.AppendUvarint(nil, schemaVersion)) {
+				report("schema version %x, want %d", v, schemaVersion)
+			}
+			if !nameIndexCurrent(tx) {
+				report("name index built with another name rule")
+			}
+			if _, err := readKeyChecks(tx); err != nil {
+				report("%w", err)
+			}
+			checkTokens(tx, report)
+			checkActions(tx, report)
+			checkAudit(tx, report)
 			return nil
-		}
-		if v := tx.Bucket(bucketMeta).Get(keySchemaVersion); !bytes.Equal(v, binary.AppendUvarint(nil, schemaVersion)) {
-			report("schema version %x, want %d", v, schemaVersion)
-		}
-		checkTokens(tx, report)
-		checkActions(tx, report)
-		checkAudit(tx, report)
-		return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("check consistency: %w", mapClosed(err))

@@ -21,12 +21,15 @@ import (
 // decoder keeps reading the old ones.
 
 // Format versions. Version 2 of the token record appends the previous
-// secret hash and its expiry to version 1; decodeToken reads both.
+// secret hash and its expiry to version 1, version 3 the hash key id;
+// decodeToken reads all three.
 const (
-	tokenFormatV1  = 1
-	tokenFormatV2  = 2
-	actionFormatV1 = 1
-	auditFormatV1  = 1
+	tokenFormatV1    = 1
+	tokenFormatV2    = 2
+	tokenFormatV3    = 3
+	actionFormatV1   = 1
+	auditFormatV1    = 1
+	keyCheckFormatV1 = 1
 )
 
 // Time tags.
@@ -56,13 +59,14 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 			return nil, err
 		}
 	}
-	size := 1 + 5*binary.MaxVarintLen64 + 6*(binary.MaxVarintLen64+1) + 2 +
-		len(t.ID) + len(t.Name) + len(t.Description) + len(t.SecretHash) + len(t.SecretHint) + len(t.PreviousSecretHash)
+	size := 1 + 6*binary.MaxVarintLen64 + 6*(binary.MaxVarintLen64+1) + 2 +
+		len(t.ID) + len(t.Name) + len(t.Description) + len(t.SecretHash) + len(t.SecretHint) + len(t.PreviousSecretHash) +
+		len(t.HashKeyID)
 	for _, p := range t.Permissions {
 		size += binary.MaxVarintLen64 + len(p)
 	}
 	b := make([]byte, 0, size)
-	b = append(b, tokenFormatV2)
+	b = append(b, tokenFormatV3)
 	b = appendString(b, t.ID)
 	b = appendString(b, t.Name)
 	b = appendString(b, t.Description)
@@ -81,6 +85,8 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 	// Version 2 from here.
 	b = appendBytes(b, t.PreviousSecretHash)
 	b = appendTime(b, t.PreviousExpireTime)
+	// Version 3 from here.
+	b = appendString(b, t.HashKeyID)
 	return b, nil
 }
 
@@ -91,7 +97,7 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 func decodeToken(b []byte) (*storage.Token, error) {
 	d := decoder{b: b}
 	version := d.byte("format version")
-	if d.err == nil && version != tokenFormatV1 && version != tokenFormatV2 {
+	if d.err == nil && (version < tokenFormatV1 || version > tokenFormatV3) {
 		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
 	}
 	t := &storage.Token{}
@@ -111,6 +117,9 @@ func decodeToken(b []byte) (*storage.Token, error) {
 	if version >= tokenFormatV2 {
 		t.PreviousSecretHash = d.copiedBytes("previous secret hash")
 		t.PreviousExpireTime = d.time("previous expire time")
+	}
+	if version >= tokenFormatV3 {
+		t.HashKeyID = d.string("hash key id")
 	}
 	if err := d.finish("token"); err != nil {
 		return nil, err
@@ -197,6 +206,28 @@ func decodeAuditEvent(key, b []byte) (*storage.AuditEvent, error) {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// encodeKeyCheck returns the record of c.
+func encodeKeyCheck(c storage.KeyCheck) []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(c.KeyID)+len(c.Check))
+	b = append(b, keyCheckFormatV1)
+	b = appendString(b, c.KeyID)
+	return appendBytes(b, c.Check)
+}
+
+// decodeKeyCheck decodes a record made by encodeKeyCheck. Like decodeToken
+// it never panics and returns errors wrapping storage.ErrCorrupt.
+func decodeKeyCheck(b []byte) (storage.KeyCheck, error) {
+	d := decoder{b: b}
+	if v := d.byte("format version"); d.err == nil && v != keyCheckFormatV1 {
+		return storage.KeyCheck{}, fmt.Errorf("%w: unknown key check format version %d", storage.ErrCorrupt, v)
+	}
+	c := storage.KeyCheck{KeyID: d.string("key id"), Check: d.copiedBytes("check")}
+	if err := d.finish("key check"); err != nil {
+		return storage.KeyCheck{}, err
+	}
+	return c, nil
 }
 
 // checkTime reports whether t can be encoded: the zero time or a time whose

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,11 @@ type Store struct {
 	// reports it.
 	writeErr  atomic.Pointer[error]
 	lastProbe atomic.Int64 // unix nanoseconds of Ping's last write probe
+	// damage is the first error wrapping storage.ErrCorrupt that a
+	// transaction met (a record that does not decode, or a page bbolt
+	// panicked on). A damaged file does not heal, so Ping keeps
+	// reporting it.
+	damage atomic.Pointer[error]
 }
 
 type subscriber struct {
@@ -69,75 +75,122 @@ var _ storage.Store = (*Store)(nil)
 
 // Open opens the bbolt file at path, creating it with mode 0600 if it does
 // not exist, creates the buckets of a fresh file and upgrades a file of an
-// older schema version. It fails if another
-// handle holds the file for longer than opts.Timeout, or if the file was
-// written with a schema version this package does not know (a newer tokend).
-func Open(path string, opts Options) (*Store, error) {
+// older schema version (see initSchema). It fails if another handle holds
+// the file for longer than opts.Timeout, if the file was written with a
+// schema version this package does not know (a newer tokend), or, with an
+// error wrapping storage.ErrCorrupt, if the file is damaged where Open reads
+// it.
+func Open(path string, opts Options) (_ *Store, err error) {
 	timeout := opts.Timeout
 	if timeout == 0 {
 		timeout = defaultTimeout
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: file is locked by another handle, probably another tokend (waited %v): %w", path, timeout, err)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := db.Update(initSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
+	var db *bbolt.DB
+	defer func() {
+		if err != nil && db != nil {
+			closeDamaged(db)
+		}
+	}()
+	err = guard(func() error {
+		var err error
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+		return err
+	})
+	if err != nil {
+		db = nil // a handle that panicked half-open is not ours to close
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: file is locked by another handle, probably another tokend (waited %v): %w", path, timeout, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// A file that is up to date is only read: opening writes nothing
+	// unless a fresh file or an upgrade needs it.
+	current := false
+	if err := guard(func() error { return db.View(func(tx *bbolt.Tx) error { current = schemaCurrent(tx); return nil }) }); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if !current {
+		if err := guard(func() error { return db.Update(initSchema(now().UTC())) }); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
 	return &Store{db: db, now: now, done: make(chan struct{})}, nil
 }
 
-// initSchema writes the schema version and creates the buckets of a fresh
-// file, and checks (and if older, upgrades) the version of an existing one.
-func initSchema(tx *bbolt.Tx) error {
-	if meta := tx.Bucket(bucketMeta); meta != nil {
-		v := meta.Get(keySchemaVersion)
-		version, n := binary.Uvarint(v)
-		if n <= 0 || n != len(v) {
-			return fmt.Errorf("%w: unreadable schema version", storage.ErrCorrupt)
+// closeDamaged closes a handle whose file turned out to be damaged; bbolt
+// may panic on the way, and the caller already has the error that matters.
+func closeDamaged(db *bbolt.DB) {
+	_ = guard(db.Close)
+}
+
+// schemaCurrent reports whether the file has this version's layout: its
+// schema version, every bucket, and a name index built with this build's
+// name rule.
+func schemaCurrent(tx *bbolt.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || !bytes.Equal(meta.Get(keySchemaVersion), binary.AppendUvarint(nil, schemaVersion)) {
+		return false
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return false
 		}
-		switch version {
-		case schemaVersion:
-		case 1:
-			// Version 2 only adds buckets (created below) and a record
-			// format decodeToken reads alongside the old one, so upgrading
-			// is recording the new version. An older tokend then refuses
-			// the file instead of writing changes without their audit
-			// events.
+	}
+	return nameIndexCurrent(tx)
+}
+
+// initSchema returns the transaction that writes the schema version and
+// creates the buckets of a fresh file, and checks (and if older, upgrades)
+// the version of an existing one. An upgrade creates the buckets a version
+// added and, whenever the name rule changed (see nameIndexCurrent), rebuilds
+// the name index (see rebuildNameIndex; renames get audit events at now).
+func initSchema(now time.Time) func(*bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta != nil {
+			v := meta.Get(keySchemaVersion)
+			version, n := binary.Uvarint(v)
+			if n <= 0 || n != len(v) {
+				return fmt.Errorf("%w: unreadable schema version", storage.ErrCorrupt)
+			}
+			if version < 1 || version > schemaVersion {
+				return fmt.Errorf("unsupported schema version %d (this build reads versions 1 to %d; was the file written by a newer tokend?)", version, schemaVersion)
+			}
+			// Older versions' records are read as they are (decodeToken
+			// knows every format). Recording the new version makes an
+			// older tokend refuse the file instead of writing changes
+			// without what this version keeps with them.
+		} else {
+			// A bbolt file with buckets but no meta was written by
+			// something else: refuse it rather than mix our buckets into it.
+			if k, _ := tx.Cursor().First(); k != nil {
+				return errors.New("not a tokend database (no meta bucket)")
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+		}
+		if !bytes.Equal(meta.Get(keySchemaVersion), binary.AppendUvarint(nil, schemaVersion)) {
 			if err := meta.Put(keySchemaVersion, binary.AppendUvarint(nil, schemaVersion)); err != nil {
 				return err
 			}
-		default:
-			return fmt.Errorf("unsupported schema version %d (this build reads versions 1 to %d; was the file written by a newer tokend?)", version, schemaVersion)
 		}
-	} else {
-		// A bbolt file with buckets but no meta was written by something
-		// else: refuse it rather than mix our buckets into it.
-		if k, _ := tx.Cursor().First(); k != nil {
-			return errors.New("not a tokend database (no meta bucket)")
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
 		}
-		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
+		if nameIndexCurrent(tx) {
+			return nil
 		}
-		if err := meta.Put(keySchemaVersion, binary.AppendUvarint(nil, schemaVersion)); err != nil {
-			return err
-		}
+		_, err := rebuildNameIndex(tx, now)
+		return err
 	}
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // Close closes the file. It waits for writes in progress (and their delivery
@@ -157,7 +210,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping reports whether the store can serve reads and writes. A read
+// Ping reports whether the store can serve reads and writes. Once any call
+// has met damage (an error wrapping storage.ErrCorrupt), Ping returns that
+// error for good. A read
 // transaction succeeds on a full or read-only disk, so Ping also returns the
 // error of the last write that failed to commit, until a write commits
 // again. While in that state it probes, at most every probeInterval, with a
@@ -166,6 +221,9 @@ func (s *Store) Close() error {
 // back when the disk does even if no client writes. It returns
 // storage.ErrClosed after Close.
 func (s *Store) Ping(ctx context.Context) error {
+	if damage := s.damage.Load(); damage != nil {
+		return *damage
+	}
 	err := s.view(ctx, "ping", func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketTokens) == nil {
 			return fmt.Errorf("%w: tokens bucket missing", storage.ErrCorrupt)
@@ -441,14 +499,16 @@ func (s *Store) Subscribe(ctx context.Context, apply func(storage.Change)) error
 	// the registration, so the subscriber misses nothing and sees nothing
 	// twice. Holding the read transaction open while apply runs is fine:
 	// writers are waiting on mu anyway.
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			t, err := decodeToken(v)
-			if err != nil {
-				return fmt.Errorf("token %q: %w", k, err)
-			}
-			apply(storage.Change{ID: t.ID, Token: t})
-			return nil
+	err := s.guarded(func() error {
+		return s.db.View(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+				t, err := decodeToken(v)
+				if err != nil {
+					return fmt.Errorf("token %q: %w", k, err)
+				}
+				apply(storage.Change{ID: t.ID, Token: t})
+				return nil
+			})
 		})
 	})
 	if err != nil {
@@ -499,24 +559,26 @@ func (s *Store) update(ctx context.Context, op string, audit *storage.AuditEvent
 		auditID string
 	)
 	var fnErr error // a refusal of the write itself, not a store failure
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		var (
-			record bool
-			err    error
-		)
-		changes, record, err = fn(tx)
-		if err != nil {
-			fnErr = err
-		}
-		if err != nil || !record || audit == nil {
+	err := s.guarded(func() error {
+		return s.db.Update(func(tx *bbolt.Tx) error {
+			var (
+				record bool
+				err    error
+			)
+			changes, record, err = fn(tx)
+			if err != nil {
+				fnErr = err
+			}
+			if err != nil || !record || audit == nil {
+				return err
+			}
+			auditID, err = putAuditEvent(tx, audit)
 			return err
-		}
-		auditID, err = putAuditEvent(tx, audit)
-		return err
+		})
 	})
 	if err != nil {
 		err = fmt.Errorf("%s: %w", op, mapClosed(err))
-		if fnErr == nil {
+		if fnErr == nil || errors.Is(err, storage.ErrCorrupt) {
 			s.writeErr.Store(&err)
 		}
 		return err
@@ -559,10 +621,37 @@ func (s *Store) view(ctx context.Context, op string, fn func(*bbolt.Tx) error) e
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
 	}
-	if err := s.db.View(fn); err != nil {
+	if err := s.guarded(func() error { return s.db.View(fn) }); err != nil {
 		return fmt.Errorf("%s: %w", op, mapClosed(err))
 	}
 	return nil
+}
+
+// guarded runs fn (a bbolt transaction) through guard and remembers the
+// first damage it meets, for Ping.
+func (s *Store) guarded(fn func() error) error {
+	err := guard(fn)
+	if errors.Is(err, storage.ErrCorrupt) {
+		s.damage.CompareAndSwap(nil, &err)
+	}
+	return err
+}
+
+// guard runs fn and turns a panic into an error wrapping storage.ErrCorrupt.
+// bbolt trusts its pages: a damaged one makes it fail an assertion, index
+// out of range or read outside its memory map, all of which panic (the
+// last only because guard asks the runtime to turn such faults into panics
+// for this goroutine while fn runs). A transaction that panics is rolled
+// back by bbolt on the way out, so the handle stays usable for the calls
+// that do not touch the damage.
+func guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: the database file is damaged (%v); restore it from a backup", storage.ErrCorrupt, r)
+		}
+	}()
+	return fn()
 }
 
 func mapClosed(err error) error {

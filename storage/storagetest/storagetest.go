@@ -60,6 +60,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"AuditTargetFilter", testAuditTargetFilter},
 		{"AuditBadCursor", testAuditBadCursor},
 		{"AuditPrune", testAuditPrune},
+		{"KeyChecksRecordedInOrder", testKeyChecksRecordedInOrder},
+		{"KeyCheckMismatchStoresNothing", testKeyCheckMismatch},
+		{"HashKeyIDFollowsUpdates", testHashKeyIDFollowsUpdates},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -91,6 +94,7 @@ func newToken(name string) *storage.Token {
 		LastUsedTime: base.Add(time.Hour),
 		SecretHash:   sum[:],
 		SecretHint:   "tkd_ab...wxyz",
+		HashKeyID:    "k1-" + name,
 	}
 }
 
@@ -131,6 +135,7 @@ func diffToken(got, want *storage.Token) string {
 	field("SecretHint", got.SecretHint == want.SecretHint, got.SecretHint, want.SecretHint)
 	field("PreviousSecretHash", slices.Equal(got.PreviousSecretHash, want.PreviousSecretHash), got.PreviousSecretHash, want.PreviousSecretHash)
 	field("PreviousExpireTime", got.PreviousExpireTime.Equal(want.PreviousExpireTime), got.PreviousExpireTime, want.PreviousExpireTime)
+	field("HashKeyID", got.HashKeyID == want.HashKeyID, got.HashKeyID, want.HashKeyID)
 	if len(d) == 0 {
 		return ""
 	}
@@ -1227,6 +1232,8 @@ func testClosed(t *testing.T, s storage.Store) {
 		{"ListAuditEvents", func() error { _, err := s.ListAuditEvents(ctx, storage.AuditQuery{Limit: 1}); return err }},
 		{"PruneAuditEvents", func() error { _, err := s.PruneAuditEvents(ctx, base); return err }},
 		{"Subscribe", func() error { return s.Subscribe(ctx, func(storage.Change) {}) }},
+		{"KeyChecks", func() error { _, err := s.KeyChecks(ctx); return err }},
+		{"RecordKeyCheck", func() error { return s.RecordKeyCheck(ctx, storage.KeyCheck{KeyID: "k", Check: []byte{1}}) }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"Close", s.Close},
 	} {
