@@ -58,9 +58,13 @@ func (a *app) dial(cmd *cobra.Command) (*client.Client, error) {
 			a.conn.addr = v
 		}
 	}
-	transport, err := a.transport()
+	tlsConfig, err := a.transport()
 	if err != nil {
 		return nil, err
+	}
+	transport := client.WithInsecure()
+	if tlsConfig != nil {
+		transport = client.WithTLS(tlsConfig)
 	}
 	secret, err := a.adminToken(cmd)
 	if err != nil {
@@ -73,10 +77,11 @@ func (a *app) dial(cmd *cobra.Command) (*client.Client, error) {
 	return c, nil
 }
 
-// transport chooses TLS or plain text. Plain text only when asked for, or
-// when the server is on this machine and no TLS flag is given: an admin
-// token never crosses a network in clear text by default.
-func (a *app) transport() (client.Option, error) {
+// transport chooses TLS, returning its configuration, or plain text (nil).
+// Plain text only when asked for, or when the server is on this machine and
+// no TLS flag is given: an admin token never crosses a network in clear text
+// by default.
+func (a *app) transport() (*tls.Config, error) {
 	c := a.conn
 	anyTLS := c.tlsCA != "" || c.tlsCert != "" || c.tlsKey != ""
 	switch {
@@ -85,7 +90,7 @@ func (a *app) transport() (client.Option, error) {
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return nil, usageErrorf("--tls-cert and --tls-key go together")
 	case c.plaintext || (!anyTLS && isLoopback(c.addr)):
-		return client.WithInsecure(), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.tlsCA != "" {
@@ -105,7 +110,7 @@ func (a *app) transport() (client.Option, error) {
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	return client.WithTLS(cfg), nil
+	return cfg, nil
 }
 
 // isLoopback reports whether a gRPC target names this machine: a loopback
