@@ -70,8 +70,8 @@ func TestCLITLS(t *testing.T) {
 	env := cliEnv(t, p, strings.TrimSpace(string(data)))
 
 	ok(t, env, "", "token", "list", "--tls-ca", cert, "--tls-cert", cert, "--tls-key", key)
-	fails(t, env, "", exitFailure, "cannot reach tokend", "token", "list")                    // plain text
-	fails(t, env, "", exitFailure, "cannot reach tokend", "token", "list", "--tls-ca", cert) // no client certificate
+	fails(t, env, "", exitFailure, "cannot reach tokend", "token", "list")                                       // plain text
+	fails(t, env, "", exitFailure, "cannot reach tokend", "token", "list", "--tls-ca", cert)                     // no client certificate
 	fails(t, env, "", exitFailure, "cannot reach tokend", "token", "list", "--tls-cert", cert, "--tls-key", key) // not the system roots
 	fails(t, env, "", exitUsage, "--tls-cert and --tls-key", "token", "list", "--tls-ca", cert, "--tls-cert", cert)
 }
