@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,20 +41,7 @@ func onTerminal(t *testing.T, env []string, input string, args ...string) cliRes
 	if _, err := master.WriteString(input); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(tokendBin, args...)
-	cmd.Env, cmd.Stdin = env, tty
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return r
+	return runTokend(t, env, tty, args...)
 }
 
 // TestCLIOnATerminal: delete asks on a terminal, and introspect reads the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,9 +41,14 @@ func cliEnv(t *testing.T, p *proc, secret string, extra ...string) []string {
 // tokend runs the binary with args, stdin and env, and waits for it.
 func tokend(t *testing.T, env []string, stdin string, args ...string) cliResult {
 	t.Helper()
+	return runTokend(t, env, strings.NewReader(stdin), args...)
+}
+
+func runTokend(t *testing.T, env []string, stdin io.Reader, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(tokendBin, args...)
 	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -410,6 +416,7 @@ func TestCLI(t *testing.T) {
 			{"BadKind", []string{"token", "list", "--kind", "robot"}, exitUsage, "--kind"},
 			{"UnknownCommand", []string{"token", "frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 			{"MissingCommand", []string{"token"}, exitUsage, "missing command"},
+			{"SecretFileUnwritable", []string{"token", "create", "x", "--secret-file", "/nonexistent/dir/x.token"}, exitFailure, "--secret-file"},
 			{"PlaintextAndTLS", []string{"token", "list", "--plaintext", "--tls-ca", "ca.pem"}, exitUsage, "--plaintext"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {

@@ -165,23 +165,49 @@ func parseDays(flag, s string, unlimited bool) (time.Duration, error) {
 	return 0, usageErrorf("%s %q: want %s", flag, s, want)
 }
 
-// showSecret delivers a new secret exactly once: into the --secret-file, or
-// on stdout on a line of its own, with a warning on stderr that it will not
-// be shown again. resp is the JSON answer for -o json; its secret is
-// cleared first when the secret went to a file.
-func (a *app) showSecret(verb string, tok *tokendv1.Token, secret string, sf *secretFile, clearSecret func()) error {
-	if sf != nil {
-		if err := sf.write(secret); err != nil {
+// secretResponse is an answer that carries a new secret.
+type secretResponse interface {
+	proto.Message
+	GetToken() *tokendv1.Token
+	GetSecret() string
+}
+
+// issueSecret makes the call that returns a new secret and delivers the
+// secret exactly once: into the file at secretPath, prepared before the call
+// so that a path that cannot be written fails before the secret exists; or
+// else on stdout on a line of its own, with a warning on stderr that it will
+// not be shown again. With -o json the answer is printed, without the secret
+// when it went to the file.
+func (a *app) issueSecret(verb, secretPath string, call func() (secretResponse, error)) error {
+	var sf *secretFile
+	if secretPath != "" {
+		var err error
+		if sf, err = prepareSecretFile(secretPath); err != nil {
 			return err
 		}
-		clearSecret()
-		fmt.Fprintf(a.stderr, "%s token %q (id %s); its secret is in %s (mode 0600).\n", verb, tok.GetName(), tok.GetId(), sf.path)
-		return nil
+		defer sf.discard()
 	}
-	fmt.Fprintf(a.stderr, "%s token %q (id %s). Copy its secret now: it will not be shown again.\n", verb, tok.GetName(), tok.GetId())
-	if a.output == "table" {
-		_, err := fmt.Fprintln(a.stdout, secret)
+	resp, err := call()
+	if err != nil {
 		return err
+	}
+	tok := resp.GetToken()
+	if sf != nil {
+		if err := sf.write(resp.GetSecret()); err != nil {
+			return err
+		}
+		r := resp.ProtoReflect()
+		r.Clear(r.Descriptor().Fields().ByName("secret"))
+		fmt.Fprintf(a.stderr, "%s token %q (id %s); its secret is in %s (mode 0600).\n", verb, tok.GetName(), tok.GetId(), sf.path)
+	} else {
+		fmt.Fprintf(a.stderr, "%s token %q (id %s). Copy its secret now: it will not be shown again.\n", verb, tok.GetName(), tok.GetId())
+		if a.output == "table" {
+			_, err := fmt.Fprintln(a.stdout, resp.GetSecret())
+			return err
+		}
+	}
+	if a.output == "json" {
+		return a.printJSON(resp)
 	}
 	return nil
 }
@@ -221,24 +247,9 @@ otherwise; --permission implies --type custom. --admin creates an admin token
 				return err
 			}
 			defer c.Close()
-			var sf *secretFile
-			if secretPath != "" {
-				if sf, err = prepareSecretFile(secretPath); err != nil {
-					return err
-				}
-				defer sf.discard()
-			}
-			resp, err := c.API().CreateToken(cmd.Context(), &tokendv1.CreateTokenRequest{Token: tok})
-			if err != nil {
-				return err
-			}
-			if err := a.showSecret("Created", resp.GetToken(), resp.GetSecret(), sf, func() { resp.Secret = "" }); err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(resp)
-			}
-			return nil
+			return a.issueSecret("Created", secretPath, func() (secretResponse, error) {
+				return c.API().CreateToken(cmd.Context(), &tokendv1.CreateTokenRequest{Token: tok})
+			})
 		},
 	}
 	f.add(cmd, false)
@@ -414,6 +425,20 @@ func resolveToken(ctx context.Context, c *client.Client, ref string) (*tokendv1.
 	return found, nil
 }
 
+// dialFor connects as dial does and finds the token ref names (id or name).
+func (a *app) dialFor(cmd *cobra.Command, ref string) (*client.Client, *tokendv1.Token, error) {
+	c, err := a.dial(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := resolveToken(cmd.Context(), c, ref)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, t, nil
+}
+
 // printToken shows one token: field by field, or as JSON (resp).
 func (a *app) printToken(t *tokendv1.Token, resp proto.Message) error {
 	if a.output == "json" {
@@ -451,15 +476,11 @@ hint of its secret (enough to recognise it, never to use it).`,
   tokend token get 3k2j6v7q4m5n6p7r8s9t0u1v2w -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial(cmd)
+			c, t, err := a.dialFor(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			t, err := resolveToken(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
 			return a.printToken(t, &tokendv1.GetTokenResponse{Token: t})
 		},
 	}
@@ -487,15 +508,11 @@ change (see "tokend token regenerate").`,
 			if len(paths) == 0 {
 				return usageErrorf("nothing to change: give --name, --description, --type, --permission or --lifespan")
 			}
-			c, err := a.dial(cmd)
+			c, t, err := a.dialFor(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			t, err := resolveToken(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
 			tok.Id = t.GetId()
 			resp, err := c.API().UpdateToken(cmd.Context(), &tokendv1.UpdateTokenRequest{Token: tok, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
 			if err != nil {
@@ -530,37 +547,18 @@ shown as by "tokend token create".`,
 			if grace < 0 || grace > maxGrace {
 				return usageErrorf("--grace %v: want a duration from 0 to 24h", grace)
 			}
-			c, err := a.dial(cmd)
+			c, t, err := a.dialFor(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			var sf *secretFile
-			if secretPath != "" {
-				if sf, err = prepareSecretFile(secretPath); err != nil {
-					return err
+			return a.issueSecret("Regenerated", secretPath, func() (secretResponse, error) {
+				req := &tokendv1.RegenerateTokenRequest{Id: t.GetId()}
+				if grace > 0 {
+					req.GracePeriod = durationpb.New(grace)
 				}
-				defer sf.discard()
-			}
-			t, err := resolveToken(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			req := &tokendv1.RegenerateTokenRequest{Id: t.GetId()}
-			if grace > 0 {
-				req.GracePeriod = durationpb.New(grace)
-			}
-			resp, err := c.API().RegenerateToken(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if err := a.showSecret("Regenerated", resp.GetToken(), resp.GetSecret(), sf, func() { resp.Secret = "" }); err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(resp)
-			}
-			return nil
+				return c.API().RegenerateToken(cmd.Context(), req)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&grace, "grace", 0, "how long the old secret keeps working beside the new one (at most 24h)")
@@ -590,15 +588,11 @@ required.`,
 			if !yes && !interactive {
 				return usageErrorf("not on a terminal: pass --yes to delete without confirmation")
 			}
-			c, err := a.dial(cmd)
+			c, t, err := a.dialFor(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			t, err := resolveToken(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
 			if !yes {
 				fmt.Fprintf(a.stderr, "Delete %s token %q (id %s)? Its secret stops working at once. [y/N] ", kindName(t.GetKind()), t.GetName(), t.GetId())
 				answer, _ := bufio.NewReader(a.stdin).ReadString('\n')
