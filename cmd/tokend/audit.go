@@ -81,5 +81,6 @@ event (or --limit of them) is listed.`,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many events (0: all)")
 	cmd.Flags().StringVar(&target, "token", "", "only events about this token (`ID|NAME`)")
+	_ = cmd.RegisterFlagCompletionFunc("token", a.completeTokenNames)
 	return cmd
 }

@@ -283,6 +283,11 @@ func TestCLI(t *testing.T) {
 			}
 		}
 		fails(t, env, "", exitFailure, `no token has the id or name "nobody"`, "token", "get", "nobody")
+		// The shell completes token names from the server.
+		out := ok(t, env, "", "__complete", "token", "delete", "ed").stdout
+		if !strings.HasPrefix(out, "Editor bot\n:4\n") {
+			t.Errorf("completion of a token name:\n%s", out)
+		}
 	})
 
 	t.Run("Update", func(t *testing.T) {

@@ -439,6 +439,35 @@ func (a *app) dialFor(cmd *cobra.Command, ref string) (*client.Client, *tokendv1
 	return c, t, nil
 }
 
+// completeTokenNames completes a token argument with the names of the
+// tokens on the server, when it can be reached with the admin token.
+func (a *app) completeTokenNames(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, err := a.dial(cmd)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a shell waits on it
+	defer cancel()
+	tokens, err := collect(ctx, 0, func(ctx context.Context, size int32, page string) ([]*tokendv1.Token, string, error) {
+		resp, err := c.API().ListTokens(ctx, &tokendv1.ListTokensRequest{PageSize: size, PageToken: page})
+		return resp.GetTokens(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+	}
+	var names []cobra.Completion
+	for _, t := range tokens {
+		if strings.HasPrefix(storage.NameKey(t.GetName()), storage.NameKey(toComplete)) {
+			names = append(names, t.GetName())
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
 // printToken shows one token: field by field, or as JSON (resp).
 func (a *app) printToken(t *tokendv1.Token, resp proto.Message) error {
 	if a.output == "json" {
@@ -468,8 +497,9 @@ func (a *app) printToken(t *tokendv1.Token, resp proto.Message) error {
 
 func newTokenGetCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID|NAME",
-		Short: "Show a token",
+		Use:               "get ID|NAME",
+		ValidArgsFunction: a.completeTokenNames,
+		Short:             "Show a token",
 		Long: `Show a token's fields: type, permissions, lifespan, expiry, last use and the
 hint of its secret (enough to recognise it, never to use it).`,
 		Example: `  tokend token get website
@@ -489,8 +519,9 @@ hint of its secret (enough to recognise it, never to use it).`,
 func newTokenUpdateCmd(a *app) *cobra.Command {
 	var f tokenFields
 	cmd := &cobra.Command{
-		Use:   "update ID|NAME",
-		Short: "Change a token's name, description, type, permissions or lifespan",
+		Use:               "update ID|NAME",
+		ValidArgsFunction: a.completeTokenNames,
+		Short:             "Change a token's name, description, type, permissions or lifespan",
 		Long: `Change the fields given as flags; the others stay as they are. A new
 --lifespan restarts the clock: the token expires that long from now. Changing
 --type to read-only or full-access drops the permissions. The secret does not
@@ -534,8 +565,9 @@ func newTokenRegenerateCmd(a *app) *cobra.Command {
 		secretPath string
 	)
 	cmd := &cobra.Command{
-		Use:   "regenerate ID|NAME",
-		Short: "Give a token a new secret, shown once",
+		Use:               "regenerate ID|NAME",
+		ValidArgsFunction: a.completeTokenNames,
+		Short:             "Give a token a new secret, shown once",
 		Long: `Give a token a new secret: same id, same permissions, and the lifespan clock
 restarts from now. The old secret stops working at once, or after --grace (at
 most 24h) so that its users can switch without downtime. The new secret is
@@ -575,8 +607,9 @@ func isTerminal(r any) bool {
 func newTokenDeleteCmd(a *app) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
-		Use:   "delete ID|NAME",
-		Short: "Delete a token; its secret stops working at once",
+		Use:               "delete ID|NAME",
+		ValidArgsFunction: a.completeTokenNames,
+		Short:             "Delete a token; its secret stops working at once",
 		Long: `Delete a token: its secret stops working at once and it cannot be undone.
 On a terminal, tokend asks for confirmation; elsewhere (scripts) --yes is
 required.`,
