@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -37,11 +38,17 @@ func (a *app) table(header ...string) *tabwriter.Writer {
 	return w
 }
 
-// row writes one row of a table; cells are made one line so a hostile
-// description cannot forge rows.
+// row writes one row of a table. Cells are made one line and lose control
+// characters, so that a hostile description can neither forge rows nor send
+// escape sequences to the terminal.
 func row(w io.Writer, cells ...string) {
 	for i, c := range cells {
-		cells[i] = oneLine(c)
+		cells[i] = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return -1
+			}
+			return r
+		}, oneLine(c))
 		if cells[i] == "" {
 			cells[i] = "-"
 		}
