@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +64,59 @@ func TestRelative(t *testing.T) {
 		if got := relative(tt.t, now, "never"); got != tt.want {
 			t.Errorf("relative(%v) = %q, want %q", tt.t.AsTime().Sub(now), got, tt.want)
 		}
+	}
+}
+
+// TestCollect: a listing follows next-page tokens until the last page, or
+// until it has limit items, asking for no more than it still needs.
+func TestCollect(t *testing.T) {
+	// pages serves 0..n-1 in pages of at most 3; the page token is the
+	// index of the first item.
+	pages := func(n int, asked *[]int32) func(context.Context, int32, string) ([]int, string, error) {
+		return func(_ context.Context, size int32, token string) ([]int, string, error) {
+			*asked = append(*asked, size)
+			start := 0
+			if token != "" {
+				start, _ = strconv.Atoi(token)
+			}
+			end := min(start+min(int(size), 3), n)
+			var items []int
+			for i := start; i < end; i++ {
+				items = append(items, i)
+			}
+			next := ""
+			if end < n {
+				next = strconv.Itoa(end)
+			}
+			return items, next, nil
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		n, limit int
+		want     int
+		asked    []int32
+	}{
+		{"AllPages", 8, 0, 8, []int32{1000, 1000, 1000}},
+		{"Empty", 0, 0, 0, []int32{1000}},
+		{"LimitWithinAPage", 8, 2, 2, []int32{2}},
+		{"LimitAcrossPages", 8, 5, 5, []int32{5, 2}},
+		{"LimitBeyondTheEnd", 4, 10, 4, []int32{10, 7}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []int32
+			got, err := collect(context.Background(), tt.limit, pages(tt.n, &asked))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.want || !slices.Equal(asked, tt.asked) {
+				t.Errorf("collect: %v items after asking for pages of %v; want %d items, pages of %v", got, asked, tt.want, tt.asked)
+			}
+			for i, v := range got {
+				if v != i {
+					t.Fatalf("items out of order: %v", got)
+				}
+			}
+		})
 	}
 }
