@@ -608,7 +608,6 @@ func TestCommandLine(t *testing.T) {
 		{"BadFlagValue", []string{"serve", "-flush-interval", "soon"}, -1, "flush-interval"},
 		{"UnknownCommand", []string{"frobnicate"}, -1, "frobnicate"},
 		{"NoCommand", nil, -1, "Usage"},
-		{"Help", []string{"help"}, 0, "tokend serve"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := launch(t, tokendEnv(), tt.args...)

@@ -8,55 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/service"
 )
 
-const usage = `tokend: a central API-token service.
-
-Usage:
-  tokend serve [flags]   run the gRPC and HTTP servers (tokend serve -help lists the flags)
-  tokend help            show this text
-`
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		stop()
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "tokend:", err)
-		os.Exit(2)
-	}
-}
-
-// run executes the command line args; getenv supplies the TOKEND_* twins.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
-	}
-	switch args[0] {
-	case "serve":
-		cfg, shutdownTimeout, err := parseServeFlags(args[1:], getenv, stderr)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, cfg, shutdownTimeout)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // serve runs tokend until ctx is done (SIGINT or SIGTERM), then shuts down

@@ -348,24 +348,31 @@ func TestParseServeFlagsLogFormat(t *testing.T) {
 
 func TestRunCommands(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		wantErr bool
+		name     string
+		args     []string
+		code     int
+		inStdout bool   // the text goes to stdout (help asked for) rather than stderr (an error)
+		mention  string // the text contains
 	}{
-		{"NoCommand", nil, true},
-		{"UnknownCommand", []string{"frobnicate"}, true},
-		{"Help", []string{"help"}, false},
-		{"DashHelp", []string{"-help"}, false},
+		{"NoCommand", nil, 2, false, "tokend serve"},
+		{"UnknownCommand", []string{"frobnicate"}, 2, false, `unknown command "frobnicate"`},
+		{"Help", []string{"help"}, 0, true, "tokend serve"},
+		{"DashHelp", []string{"-help"}, 0, true, "tokend serve"},
+		{"DoubleDashHelp", []string{"--help"}, 0, true, "tokend serve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			err := run(t.Context(), tt.args, env(), &stderr)
-			if (err != nil) != tt.wantErr {
-				t.Errorf("run(%q) = %v, want error %v", tt.args, err, tt.wantErr)
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), tt.args, env(), strings.NewReader(""), &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("run(%q) exits %d, want %d (stderr %q)", tt.args, code, tt.code, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), "tokend serve") {
-				t.Errorf("run(%q) printed no usage: %q", tt.args, stderr.String())
+			out := stderr.String()
+			if tt.inStdout {
+				out = stdout.String()
+			}
+			if !strings.Contains(out, tt.mention) {
+				t.Errorf("run(%q) does not say %q: stdout %q, stderr %q", tt.args, tt.mention, stdout.String(), stderr.String())
 			}
 		})
 	}
