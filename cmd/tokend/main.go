@@ -60,18 +60,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // serve runs tokend until ctx is done (SIGINT or SIGTERM), then shuts down
-// gracefully.
+// gracefully. SIGHUP reloads the forward-auth route table; a bad file keeps
+// the table in use and logs why.
 func serve(ctx context.Context, cfg server.Config, shutdownTimeout time.Duration) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-	case serveErr = <-srv.Err():
-		cfg.Logger.Error("server stopped", slog.Any("error", serveErr))
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			break wait
+		case serveErr = <-srv.Err():
+			cfg.Logger.Error("server stopped", slog.Any("error", serveErr))
+			break wait
+		case <-hup:
+			if err := srv.ReloadAuthRoutes(); err != nil {
+				cfg.Logger.Error("SIGHUP", slog.Any("error", err))
+			}
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
@@ -107,6 +120,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest REST request body accepted (`bytes`)")
 	fs.DurationVar(&cfg.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept (`duration`; negative keeps them forever)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted until the minute ends, valid credentials are still served (`count`; negative disables)")
+	fs.StringVar(&cfg.AuthRoutesFile, "auth-routes", "", "YAML route table `file` of forward auth (/v1/auth), reloaded on SIGHUP; without it /v1/auth denies every request")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: require gRPC clients to present a certificate it signed (mutual TLS)")
