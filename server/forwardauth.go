@@ -18,7 +18,8 @@ import (
 )
 
 // ForwardAuthPath is where reverse proxies ask whether to let a request
-// through (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth).
+// through (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth;
+// Envoy's ext_authz appends the original path to it).
 const ForwardAuthPath = "/v1/auth"
 
 // ProxyCredentialHeader carries the proxy's own admin credential, so that
@@ -76,9 +77,32 @@ func introspectForAuth(ctx context.Context, svc *service.Service, secret string,
 	}, nil
 }
 
+// mount serves forward auth on mux: at ForwardAuthPath, where the original
+// request is described by headers, and below it, where Envoy's ext_authz
+// puts the original path (sending the original method).
+func (f *forwardAuth) mount(mux *http.ServeMux) {
+	mux.Handle(ForwardAuthPath, f)
+	mux.Handle(ForwardAuthPath+"/", f)
+}
+
+// originalHeaders are the headers that describe the original request.
+var originalHeaders = []string{"X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Uri", "X-Original-URI"}
+
 func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt := routeFrom(r.Context()); rt != nil {
 		rt.rpc = ForwardAuthPath
+	}
+	if suffix, ok := strings.CutPrefix(r.URL.EscapedPath(), ForwardAuthPath+"/"); ok {
+		// The original request is in the path: the headers must not say
+		// otherwise.
+		for _, h := range originalHeaders {
+			if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+				badForwardRequest(w, h+" given with the original path after "+ForwardAuthPath+"/: send one or the other")
+				return
+			}
+		}
+		f.serve(w, r, r.Method, "/"+suffix)
+		return
 	}
 	method, msg := forwardedHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
 	if msg == "" {
@@ -89,6 +113,10 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	badForwardRequest(w, msg)
+}
+
+func badForwardRequest(w http.ResponseWriter, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusBadRequest)
 	w.Write([]byte(msg + "\n"))

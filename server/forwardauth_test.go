@@ -167,6 +167,38 @@ func TestForwardAuth(t *testing.T) {
 		}
 	})
 
+	t.Run("EnvoyPathForm", func(t *testing.T) {
+		cases := []struct {
+			name, method, path string
+			header             []string
+			want               int
+		}{
+			{"Find", "GET", "/api/articles", nil, 200},
+			{"FindOneWithQuery", "GET", "/api/articles/3?x=1", nil, 200},
+			{"Create", "POST", "/api/articles", nil, 403},
+			{"NoRoute", "GET", "/api/users", nil, 403},
+			{"EncodedSlash", "GET", "/api%2Farticles", nil, 403},
+			{"HeadersToo", "GET", "/api/articles", []string{"X-Forwarded-Uri", "/api/articles"}, 400},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				req, _ := http.NewRequest(c.method, ts.base+"/v1/auth"+c.path, nil)
+				req.Header.Set("X-Tokend-Authorization", bearer(proxy))
+				req.Header.Set("Authorization", bearer(readerSecret))
+				for i := 0; i+1 < len(c.header); i += 2 {
+					req.Header.Set(c.header[i], c.header[i+1])
+				}
+				r := send(t, req)
+				if r.status != c.want {
+					t.Fatalf("status %d, want %d; body %q", r.status, c.want, r.body)
+				}
+				if c.want == 200 && r.header.Get("X-Token-Id") != reader.GetId() {
+					t.Errorf("X-Token-Id %q", r.header.Get("X-Token-Id"))
+				}
+			})
+		}
+	})
+
 	t.Run("QueryOnAuthIgnored", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, ts.base+"/v1/auth?page=2&x=y", nil)
 		req.Header.Set("X-Tokend-Authorization", bearer(proxy))
