@@ -119,7 +119,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&flushInterval, "flush-interval", flushInterval, "how often last-used times are written to the store (`duration`)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest REST request body accepted (`bytes`)")
 	fs.DurationVar(&cfg.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept (`duration`; negative keeps them forever)")
-	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted until the minute ends, valid credentials are still served (`count`; negative disables)")
+	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted (401 on /v1/auth) until the minute ends, valid credentials are still served (`count`; negative disables)")
 	fs.StringVar(&cfg.AuthRoutesFile, "auth-routes", "", "YAML route table `file` of forward auth (/v1/auth), reloaded on SIGHUP; without it /v1/auth denies every request")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
