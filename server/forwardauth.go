@@ -92,34 +92,34 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt := routeFrom(r.Context()); rt != nil {
 		rt.rpc = ForwardAuthPath
 	}
-	if suffix, ok := strings.CutPrefix(r.URL.EscapedPath(), ForwardAuthPath+"/"); ok {
-		// The original request is in the path: the headers must not say
-		// otherwise.
-		for _, h := range originalHeaders {
-			if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
-				badForwardRequest(w, h+" given with the original path after "+ForwardAuthPath+"/: send one or the other")
-				return
-			}
-		}
-		f.serve(w, r, r.Method, "/"+suffix)
+	method, uri, problem := originalRequest(r)
+	if problem != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(problem + "\n"))
 		return
 	}
-	method, msg := forwardedHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
-	if msg == "" {
-		var uri string
-		uri, msg = forwardedHeader(r.Header, "X-Forwarded-Uri", "X-Original-URI")
-		if msg == "" {
-			f.serve(w, r, method, uri)
-			return
-		}
-	}
-	badForwardRequest(w, msg)
+	f.serve(w, r, method, uri)
 }
 
-func badForwardRequest(w http.ResponseWriter, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusBadRequest)
-	w.Write([]byte(msg + "\n"))
+// originalRequest returns the method and URI of the request the proxy asks
+// about, or what is wrong with how it describes it.
+func originalRequest(r *http.Request) (method, uri, problem string) {
+	if suffix, ok := strings.CutPrefix(r.URL.EscapedPath(), ForwardAuthPath+"/"); ok {
+		// The original request is in the method and path: the headers
+		// must not say otherwise.
+		for _, h := range originalHeaders {
+			if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+				return "", "", h + " given with the original path after " + ForwardAuthPath + "/: send one or the other"
+			}
+		}
+		return r.Method, "/" + suffix, ""
+	}
+	if method, problem = forwardedHeader(r.Header, "X-Forwarded-Method", "X-Original-Method"); problem != "" {
+		return "", "", problem
+	}
+	uri, problem = forwardedHeader(r.Header, "X-Forwarded-Uri", "X-Original-URI")
+	return method, uri, problem
 }
 
 // forwardedHeader reads the original method or URI, which Caddy and Traefik
@@ -147,13 +147,12 @@ func (f *forwardAuth) serve(w http.ResponseWriter, r *http.Request, method, uri 
 	rule := f.routes.Load().Match(method, uri)
 	secret, sent, ok := clientToken(r.Header)
 	var actions []string
-	if rule != nil && !rule.Public {
+	if rule != nil && !rule.Public && ok {
 		actions = rule.Actions
-	}
-	if rule == nil || rule.Public || !ok {
-		// Nothing to check, but the proxy must still prove who it is:
+	} else {
+		// No token to check, but the proxy must still prove who it is:
 		// the answer would otherwise tell anyone the route table.
-		secret, actions = "", nil
+		secret = ""
 	}
 	ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values(ProxyCredentialHeader)})
 	v, err := introspectForAuth(ctx, f.svc, secret, actions)
