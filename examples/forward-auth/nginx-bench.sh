@@ -9,8 +9,8 @@
 # to tokend, then the upstream), the same block without auth_request, and the
 # upstream itself (a fixed 200 answer). wrk (1 thread, 32 connections) loads
 # the two front ports in turn, alternating which goes first, and the script
-# prints each round's ratio and their median: on a machine shared with other
-# work, the per-round ratio is steadier than either throughput.
+# prints each round's ratios and their medians: on a machine shared with
+# other work, the per-round ratio is steadier than either throughput.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -85,13 +85,35 @@ for port in "$with_port" "$without_port"; do
 	[ "$code" = 200 ] || { echo "port $port answers $code, want 200" >&2; cat "$work"/*.log >&2; exit 1; }
 done
 
-rps() { wrk -t1 -c32 -d"${secs}s" -H "Authorization: Bearer $reader" "http://127.0.0.1:$1$url" | awk '/Requests\/sec/{print $2} /Non-2xx/{print "non-2xx answers" > "/dev/stderr"; exit 1}'; }
+# Server-side CPU time (ticks) of tokend and every nginx process: on a
+# shared machine, the CPU one request costs hardly moves when neighbours take
+# cores away, so its inverse ratio estimates the throughput ratio of an idle
+# machine, where the throughputs themselves cannot.
+server_pids=("${pids[@]}")
+for pid in "${pids[@]}"; do server_pids+=($(pgrep -P "$pid" || true)); done
+ticks() { for pid in "$@"; do cut -d')' -f2 "/proc/$pid/stat" | awk '{print $12 + $13}'; done | awk '{t += $1} END {print t}'; }
+tokend_pid=${pids[0]}
+hz=$(getconf CLK_TCK)
+# run PORT prints the run's requests per second, and the server CPU µs per
+# request, all processes and tokend's alone.
+run() {
+	local before tbefore out after tafter
+	before=$(ticks "${server_pids[@]}") tbefore=$(ticks "$tokend_pid")
+	out=$(wrk -t1 -c32 -d"${secs}s" -H "Authorization: Bearer $reader" "http://127.0.0.1:$1$url")
+	after=$(ticks "${server_pids[@]}") tafter=$(ticks "$tokend_pid")
+	if grep -q Non-2xx <<<"$out"; then echo "non-2xx answers on port $1" >&2; exit 1; fi
+	awk -v cpu=$((after - before)) -v tcpu=$((tafter - tbefore)) -v hz="$hz" '/requests in/{n = $1} /Requests\/sec/{rps = $2}
+		END {printf "%s %.1f %.1f\n", rps, cpu / hz * 1e6 / n, tcpu / hz * 1e6 / n}' <<<"$out"
+}
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c32 -d${secs}s, $rounds rounds"
-ratios=()
+ratios=() cpu_ratios=()
 for r in $(seq "$rounds"); do
-	if [ $((r % 2)) = 1 ]; then a=$(rps "$with_port"); b=$(rps "$without_port"); else b=$(rps "$without_port"); a=$(rps "$with_port"); fi
-	ratio=$(python3 -c "print(f'{$a/$b:.2f}')")
-	ratios+=("$ratio")
-	printf 'round %d: with auth_request %8.0f req/s, without %8.0f req/s, ratio %s\n' "$r" "$a" "$b" "$ratio"
+	if [ $((r % 2)) = 1 ]; then a=($(run "$with_port")); b=($(run "$without_port")); else b=($(run "$without_port")); a=($(run "$with_port")); fi
+	ratio=$(python3 -c "print(f'{${a[0]}/${b[0]}:.2f}')")
+	cpu_ratio=$(python3 -c "print(f'{${b[1]}/${a[1]}:.2f}')")
+	ratios+=("$ratio") cpu_ratios+=("$cpu_ratio")
+	printf 'round %d: with auth_request %6.0f req/s %6.1f µs CPU/req (tokend %5.1f); without %6.0f req/s %6.1f µs CPU/req; throughput ratio %s, inverse CPU ratio %s\n' \
+		"$r" "${a[0]}" "${a[1]}" "${a[2]}" "${b[0]}" "${b[1]}" "$ratio" "$cpu_ratio"
 done
-python3 -c "import statistics,sys; print('median per-round ratio (with / without auth_request):', f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "${ratios[@]}"
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
+echo "median per-round ratio, with / without auth_request: throughput $(median "${ratios[@]}"), inverse server CPU per request $(median "${cpu_ratios[@]}")"
