@@ -23,10 +23,10 @@ import (
 // under /v1/, /healthz, /readyz, /metrics, /openapi.json, and the web console
 // at /. It is what Start serves; tests use it under httptest.
 func NewHTTPHandler(ctx context.Context, svc *service.Service, log *slog.Logger) (http.Handler, error) {
-	return newHTTPHandler(ctx, svc, newMetrics(svc), log, DefaultMaxBodyBytes)
+	return newHTTPHandler(ctx, svc, newMetrics(svc), log, DefaultMaxBodyBytes, newForwardAuth(svc, log))
 }
 
-func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *slog.Logger, maxBody int64) (http.Handler, error) {
+func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *slog.Logger, maxBody int64, auth *forwardAuth) (http.Handler, error) {
 	gateway := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
@@ -65,6 +65,7 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limitBody(maxBody, gateway))
 	mux.Handle("POST /v1/tokens:introspect", limitBody(maxBody, introspectHandler(svc)))
+	auth.mount(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

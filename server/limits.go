@@ -58,9 +58,12 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 // limit, as slowly as the read timeout allows, for nothing. The connection
 // is closed after the answer, so the unread body is not drained either.
 // Bodiless requests go on: their answer (401 or 405) is the route's own.
+// Forward auth is left alone: there Authorization carries the client's API
+// token, which may rightly be missing or malformed, and the answer must be
+// forward auth's own bodiless 401 that proxies pass on to the client.
 func requireCredential(svc *service.Service, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength == 0 || !strings.HasPrefix(r.URL.Path, "/v1/") {
+		if r.ContentLength == 0 || !strings.HasPrefix(r.URL.Path, "/v1/") || isForwardAuthPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}

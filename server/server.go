@@ -59,6 +59,10 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
+	// AuthRoutesFile is the route table of forward auth (/v1/auth), read at
+	// start and again by ReloadAuthRoutes; without it /v1/auth denies every
+	// request.
+	AuthRoutesFile string
 	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS 1.2
 	// or later (AEAD suites only), with HSTS on HTTP. TLSClientCAFile
 	// makes both ports verify client certificates against that CA, under
@@ -95,6 +99,8 @@ type Server struct {
 	httpServer     *http.Server
 	grpcLis        net.Listener
 	httpLis        net.Listener
+	forwardAuth    *forwardAuth
+	authRoutesFile string
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
 	serveErr       chan error
@@ -186,7 +192,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
 
-	handler, err := newHTTPHandler(ctx, s.svc, m, s.log, cfg.MaxBodyBytes)
+	s.forwardAuth, s.authRoutesFile = newForwardAuth(s.svc, s.log), cfg.AuthRoutesFile
+	if cfg.AuthRoutesFile != "" {
+		n, err := s.forwardAuth.loadAuthRoutes(cfg.AuthRoutesFile)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("forward auth routes loaded", slog.String("file", cfg.AuthRoutesFile), slog.Int("rules", n))
+	}
+	handler, err := newHTTPHandler(ctx, s.svc, m, s.log, cfg.MaxBodyBytes, s.forwardAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -347,6 +361,19 @@ func (s *Server) pruneAudit(ctx context.Context, retention time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// ReloadAuthRoutes reads Config.AuthRoutesFile again and serves the new
+// route table from the next request on. It returns an error, and keeps the
+// table in use, when the file cannot be read or is not a valid table, or
+// when no file was configured.
+func (s *Server) ReloadAuthRoutes() error {
+	n, err := s.forwardAuth.loadAuthRoutes(s.authRoutesFile)
+	if err != nil {
+		return fmt.Errorf("forward auth routes not reloaded, the previous ones stay in use: %w", err)
+	}
+	s.log.Info("forward auth routes reloaded", slog.String("file", s.authRoutesFile), slog.Int("rules", n))
+	return nil
 }
 
 // GRPCAddr returns the address the gRPC server listens on.

@@ -227,6 +227,34 @@ func restProbes(t *target, client *http.Client) (introspect, health probe) {
 	return introspect, health
 }
 
+// benchRoutes is the forward-auth route table of in-process servers: the
+// probe's path needs the action every introspection asks about.
+const benchRoutes = "routes:\n  - {method: GET, path: \"/bench/{id}\", actions: [" + benchAction + "]}\n"
+
+// forwardAuthProbe returns GET /v1/auth as Caddy sends it, for a read of
+// /bench/{id} with each secret in turn.
+func forwardAuthProbe(t *target, client *http.Client) probe {
+	url := "http://" + t.httpAddr + "/v1/auth"
+	proxy := "Bearer " + t.admin
+	return probe{name: "REST /v1/auth", newWorker: func(w int) func(context.Context, int) error {
+		offset := w * 7919
+		return func(ctx context.Context, i int) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("X-Tokend-Authorization", proxy)
+			req.Header.Set("X-Forwarded-Method", http.MethodGet)
+			req.Header.Set("X-Forwarded-Uri", "/bench/"+strconv.Itoa(i))
+			req.Header.Set("Authorization", "Bearer "+t.secrets[(offset+i)%len(t.secrets)])
+			// do answers an error for anything but 200: a token refused
+			// counts as a failed call.
+			_, err = do(client, req)
+			return err
+		}
+	}}
+}
+
 // do sends req and returns the body of a 200 answer.
 func do(client *http.Client, req *http.Request) ([]byte, error) {
 	resp, err := client.Do(req)
@@ -287,6 +315,13 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 	gi, gh := grpcProbes(t, conns)
 	ri, rh := restProbes(t, httpClient)
 	pairs := []pair{{gi, gh, 0.9}, {ri, rh, 0.8}}
+	if !cfg.remote() {
+		// /v1/auth needs the route table only in-process servers get. Its
+		// /healthz is measured again, beside it in each round.
+		healthz := rh
+		healthz.name = "REST /healthz (auth)"
+		pairs = append(pairs, pair{forwardAuthProbe(t, httpClient), healthz, 0.8})
+	}
 
 	fmt.Fprintf(out, "\nmachine: %d CPUs, GOMAXPROCS %d, %s, load average %s; client and server in %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadAverage(), where(cfg))

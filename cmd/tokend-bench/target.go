@@ -116,6 +116,10 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 
 	l := layout{dir}
 	scfg := l.serverConfig("data", cfg.serverLog)
+	scfg.AuthRoutesFile = filepath.Join(dir, "auth-routes.yaml")
+	if err := os.WriteFile(scfg.AuthRoutesFile, []byte(benchRoutes), 0o600); err != nil {
+		return nil, err
+	}
 	var admin string
 	var secrets []string
 	if cfg.seedDirect {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tokend/tokend/server"
@@ -21,18 +23,31 @@ func main() {
 }
 
 // serve runs tokend until ctx is done (SIGINT or SIGTERM), then shuts down
-// gracefully.
+// gracefully. SIGHUP reloads the forward-auth route table; a bad file keeps
+// the table in use and logs why.
 func serve(ctx context.Context, cfg server.Config, shutdownTimeout time.Duration) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-	case serveErr = <-srv.Err():
-		cfg.Logger.Error("server stopped", slog.Any("error", serveErr))
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			break wait
+		case serveErr = <-srv.Err():
+			cfg.Logger.Error("server stopped", slog.Any("error", serveErr))
+			break wait
+		case <-hup:
+			if err := srv.ReloadAuthRoutes(); err != nil {
+				cfg.Logger.Error("SIGHUP", slog.Any("error", err))
+			}
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
@@ -67,7 +82,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&flushInterval, "flush-interval", flushInterval, "how often last-used times are written to the store (`duration`)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest REST request body accepted (`bytes`)")
 	fs.DurationVar(&cfg.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept (`duration`; negative keeps them forever)")
-	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted until the minute ends, valid credentials are still served (`count`; negative disables)")
+	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted (401 on /v1/auth) until the minute ends, valid credentials are still served (`count`; negative disables)")
+	fs.StringVar(&cfg.AuthRoutesFile, "auth-routes", "", "YAML route table `file` of forward auth (/v1/auth), reloaded on SIGHUP; without it /v1/auth denies every request")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: verify client certificates against it on both ports (mutual TLS; see -tls-client-auth)")
