@@ -66,7 +66,7 @@ func (s *Service) ListActions(ctx context.Context, req *tokendv1.ListActionsRequ
 	}
 	kind, ok := kindFromAPI(req.GetKind())
 	if !ok {
-		return nil, invalidField("kind", "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN")
+		return nil, invalidField("kind", "%s", badKind)
 	}
 	catalog := AdminActions
 	if kind != storage.KindAdmin {

@@ -67,6 +67,9 @@ type Service struct {
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
+	// adminWrites makes writes to existing admin tokens commit one at a
+	// time (see guardFor).
+	adminWrites sync.Mutex
 }
 
 // New builds a Service and loads every stored token into its in-memory

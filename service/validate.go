@@ -23,6 +23,12 @@ const (
 	maxMaskPaths      = 20
 )
 
+// What an enum field that holds no known value is told.
+const (
+	badKind = "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN"
+	badType = "must be TOKEN_TYPE_READ_ONLY, TOKEN_TYPE_FULL_ACCESS or TOKEN_TYPE_CUSTOM"
+)
+
 // cleanName trims a name and reports what is wrong with it, or "".
 func cleanName(name string) (string, string) {
 	name = strings.TrimSpace(name)
