@@ -19,7 +19,6 @@ import (
 // creates, edits or regenerates it, and the last unlimited full-access admin
 // token cannot be removed, downgraded or given an expiry.
 
-
 // checkRefused fails unless err is a gRPC error with code whose message
 // holds want.
 func checkRefused(t *testing.T, what string, err error, code codes.Code, want string) {
