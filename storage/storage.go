@@ -3,8 +3,10 @@ package storage
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
@@ -247,7 +249,11 @@ type Store interface {
 }
 
 // NameKey is the form under which a name is unique: two names with the same
-// key cannot both be in use.
+// key cannot both be in use. It is the name under compatibility
+// normalization (NFKC) and Unicode case folding, so names that only differ
+// in case, in width ("ＲＯＯＴ") or in compatibility forms ("ﬁle") collide.
+// Changing it changes which stored names collide: a store keyed by an older
+// form must rebuild its name index.
 func NameKey(name string) string {
-	return strings.ToLower(name)
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
 }
