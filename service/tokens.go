@@ -564,3 +564,28 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 	}
 	return &tokendv1.RegenerateTokenResponse{Token: s.view(updated), Secret: secret}, nil
 }
+
+// RecoverRoot creates a new unlimited full-access admin token, for an
+// operator who has lost every admin credential, and returns it with its
+// secret. It is meant for offline use (no server on the store): it needs no
+// credential, so no transport may expose it. The audit trail records it as a
+// creation by "tokend recover-root". Returns the store's errors.
+func (s *Service) RecoverRoot(ctx context.Context) (*storage.Token, string, error) {
+	now := s.now().UTC()
+	t, secret, err := s.newToken(storage.KindAdmin, now)
+	if err != nil {
+		return nil, "", err
+	}
+	// The id's start keeps two recoveries in the same second apart.
+	t.Name = "Root (recovered " + now.Format("2006-01-02 15:04:05") + " UTC, " + t.ID[:6] + ")"
+	t.Description = "Created offline by tokend recover-root: full access to tokend's own API."
+	t.Type = storage.TypeFullAccess
+	ev := auditEvent(nil, storage.AuditCreateToken, now)
+	ev.CallerName = "tokend recover-root"
+	ev.TargetID, ev.TargetName = t.ID, t.Name
+	ev.Fields = []string{"name", "description", "kind", "type"}
+	if err := s.store.CreateToken(ctx, t, ev); err != nil {
+		return nil, "", fmt.Errorf("recover root: %w", err)
+	}
+	return t, secret, nil
+}

@@ -21,8 +21,10 @@ import (
 const usage = `tokend: a central API-token service.
 
 Usage:
-  tokend serve [flags]   run the gRPC and HTTP servers (tokend serve -help lists the flags)
-  tokend help            show this text
+  tokend serve [flags]          run the gRPC and HTTP servers (tokend serve -help lists the flags)
+  tokend recover-root [flags]   offline: mint a new unlimited full-access admin token when every
+                                admin credential is lost (tokend recover-root -help lists the flags)
+  tokend help                   show this text
 `
 
 func main() {
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		return serve(ctx, cfg, shutdownTimeout)
+	case "recover-root":
+		return recoverRoot(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -113,35 +117,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "how long in-flight requests may finish on SIGINT/SIGTERM (`duration`)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "`level`: debug, info, warn or error (info logs one line per request)")
 	fs.StringVar(&logFormat, "log-format", logFormat, "`format`: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: tokend serve [flags]\n\nEach flag can also be set with the environment variable named in brackets.\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			name, u := flag.UnquoteUsage(f)
-			fmt.Fprintf(stderr, "  -%s %s  [%s]\n    \t%s", f.Name, name, envName(f.Name), u)
-			if f.DefValue != "" {
-				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(stderr)
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = flagUsage(fs, stderr, "Usage: tokend serve [flags]")
+	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return cfg, 0, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, 0, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, 0, envErr
 	}
 	var err error
 	if cfg.Lifespans, err = parseLifespans(lifespans); err != nil {
@@ -156,6 +134,45 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	cfg.Stderr = stderr
 	return cfg, shutdownTimeout, nil
+}
+
+// flagUsage returns a usage function that prints header and every flag of
+// fs with its environment twin.
+func flagUsage(fs *flag.FlagSet, stderr io.Writer, header string) func() {
+	return func() {
+		fmt.Fprintf(stderr, "%s\n\nEach flag can also be set with the environment variable named in brackets.\n\n", header)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, u := flag.UnquoteUsage(f)
+			fmt.Fprintf(stderr, "  -%s %s  [%s]\n    \t%s", f.Name, name, envName(f.Name), u)
+			if f.DefValue != "" {
+				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+	}
+}
+
+// parseWithEnv parses args into fs, refusing positional arguments, then
+// sets each flag not given on the command line from its TOKEND_* twin: a
+// flag on the command line wins over its twin.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	return envErr
 }
 
 // envName is the environment twin of a flag: grpc-addr → TOKEND_GRPC_ADDR.
