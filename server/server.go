@@ -48,6 +48,9 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
+	// MaxActions bounds the API action catalog; default
+	// service.DefaultMaxActions.
+	MaxActions int
 	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
 	// TLSClientCAFile additionally requires gRPC clients to present a
 	// certificate signed by that CA (mutual TLS).
@@ -119,6 +122,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:      cfg.Logger,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
+		MaxActions:       cfg.MaxActions,
 	})
 	if err != nil {
 		return nil, err

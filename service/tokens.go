@@ -218,6 +218,18 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 	for i, t := range page.Tokens {
 		resp.Tokens[i] = s.view(t)
 	}
+	if n := fitBudget(resp.Tokens); n < len(resp.Tokens) {
+		// Too large: ask again for the tokens that fit, to get the
+		// store's cursor after the last of them.
+		q.Limit = n
+		if page, err = s.store.ListTokens(ctx, q); err != nil {
+			return nil, s.toStatus(ctx, "ListTokens", err)
+		}
+		resp.Tokens = resp.Tokens[:0]
+		for _, t := range page.Tokens {
+			resp.Tokens = append(resp.Tokens, s.view(t))
+		}
+	}
 	if page.Next != "" {
 		resp.NextPageToken = page.Next + "~" + tag
 	}

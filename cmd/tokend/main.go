@@ -111,6 +111,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest REST request body accepted (`bytes`)")
 	fs.DurationVar(&cfg.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept (`duration`; negative keeps them forever)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted until the minute ends, valid credentials are still served (`count`; negative disables)")
+	fs.IntVar(&cfg.MaxActions, "max-actions", service.DefaultMaxActions, "how many actions the API action catalog may hold; registering more is refused (`count`)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: require gRPC clients to present a certificate it signed (mutual TLS)")
@@ -128,6 +129,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {
 		return cfg, 0, errors.New("-flush-interval must be positive")
+	}
+	if cfg.MaxActions <= 0 {
+		return cfg, 0, errors.New("-max-actions must be positive")
 	}
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
 		return cfg, 0, err

@@ -78,9 +78,19 @@ export function updateToken(id, changes, mask) {
   return call('PATCH', 'v1/tokens/' + encodeURIComponent(id) + '?' + q, changes).then((r) => r.token);
 }
 
-export function listActions(kind) {
-  const q = kind === 'TOKEN_KIND_ADMIN' ? '?kind=TOKEN_KIND_ADMIN' : '';
-  return call('GET', 'v1/actions' + q).then((r) => r.actions || []);
+// listActions returns the whole catalog of a kind, following its pages.
+export async function listActions(kind) {
+  const actions = [];
+  let pageToken = '';
+  do {
+    const q = new URLSearchParams({ page_size: '1000' });
+    if (kind === 'TOKEN_KIND_ADMIN') q.set('kind', kind);
+    if (pageToken) q.set('page_token', pageToken);
+    const page = await call('GET', 'v1/actions?' + q);
+    actions.push(...(page.actions || []));
+    pageToken = page.nextPageToken || '';
+  } while (pageToken);
+  return actions;
 }
 
 // checkToken tells whether token may sign in: it must be able to list tokens.
