@@ -13,7 +13,7 @@ import (
 var (
 	// ErrNotFound: no token with that id.
 	ErrNotFound = errors.New("storage: not found")
-	// ErrNameTaken: another token already has that name (compared case-insensitively).
+	// ErrNameTaken: another token already has that name (compared by NameKey).
 	ErrNameTaken = errors.New("storage: name already taken")
 	// ErrHashTaken: another token already has that secret hash. With 256-bit
 	// secrets this only happens through a bug, never by chance.
@@ -53,7 +53,7 @@ const (
 // copies what it keeps and returns fresh values.
 type Token struct {
 	ID          string
-	Name        string // unique, compared case-insensitively (see NameKey)
+	Name        string // unique under NameKey
 	Description string
 	Kind        Kind
 	Type        Type
@@ -138,7 +138,7 @@ type AuditPage struct {
 type Order uint8
 
 const (
-	OrderByName           Order = iota // case-insensitive name, ascending
+	OrderByName           Order = iota // NameKey of the name, ascending
 	OrderByCreateTimeDesc              // newest first
 )
 

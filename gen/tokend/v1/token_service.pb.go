@@ -266,8 +266,10 @@ type Token struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server-assigned, immutable, opaque. Output only.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Required; trimmed; 1-100 characters without control characters; unique,
-	// compared case-insensitively.
+	// Required; trimmed; 1-100 characters without control, format (zero-width,
+	// bidirectional) or separator characters; unique, compared under Unicode
+	// NFKC normalization and case folding ("Root", "ROOT" and "ＲＯＯＴ" are one
+	// name).
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Optional; trimmed; at most 1000 characters.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
