@@ -48,6 +48,12 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 					fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
 				return
 			}
+			// FailedPrecondition (a write refused because of the state it
+			// would leave, such as removing the last owner) is a conflict
+			// with the resource's state: 409, not the gateway's 400.
+			if status.Code(err) == codes.FailedPrecondition {
+				err = &runtime.HTTPStatusError{HTTPStatus: http.StatusConflict, Err: err}
+			}
 			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 		}),
 		runtime.WithForwardResponseOption(func(ctx context.Context, _ http.ResponseWriter, _ proto.Message) error {

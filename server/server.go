@@ -59,6 +59,9 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
+	// MaxActions bounds the API action catalog; default
+	// service.DefaultMaxActions.
+	MaxActions int
 	// AuthRoutesFile is the route table of forward auth (/v1/auth), read at
 	// start and again by ReloadAuthRoutes; without it /v1/auth denies every
 	// request.
@@ -147,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:      cfg.Logger,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
+		MaxActions:       cfg.MaxActions,
 	})
 	if err != nil {
 		return nil, err

@@ -2,8 +2,13 @@ package service
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"sort"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
@@ -45,10 +50,16 @@ func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterAct
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
+	s.catalogWrites.Lock()
+	defer s.catalogWrites.Unlock()
+	if err := s.checkCatalogRoom(ctx, actions); err != nil {
+		return nil, s.toStatus(ctx, "RegisterActions", err)
+	}
 	ev := auditEvent(caller, storage.AuditRegisterActions, s.now().UTC())
 	for _, a := range actions {
 		ev.Fields = append(ev.Fields, a.ID)
 	}
+	boundAudit(ev)
 	if err := s.store.RegisterActions(ctx, actions, ev); err != nil {
 		return nil, s.toStatus(ctx, "RegisterActions", err)
 	}
@@ -59,25 +70,81 @@ func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterAct
 	return resp, nil
 }
 
-// ListActions implements tokendv1.TokenServiceServer.
+// checkCatalogRoom refuses, with FailedPrecondition, a registration that
+// would grow the API catalog past its bound. Actions already registered do
+// not count: registering them again only updates their descriptions.
+func (s *Service) checkCatalogRoom(ctx context.Context, actions []storage.Action) error {
+	catalog, err := s.store.ListActions(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(catalog))
+	for _, a := range catalog {
+		known[a.ID] = true
+	}
+	added := 0
+	for _, a := range actions {
+		if !known[a.ID] {
+			added++
+		}
+	}
+	if len(catalog)+added > s.maxActions {
+		return status.Errorf(codes.FailedPrecondition,
+			"the action catalog is full: it holds %d actions of at most %d, and this call would add %d new ones (the server's -max-actions sets the bound)",
+			len(catalog), s.maxActions, added)
+	}
+	return nil
+}
+
+// ListActions implements tokendv1.TokenServiceServer. The catalog is paged
+// by id: a page token is the last id of the previous page, tied to the
+// catalog it was issued for.
 func (s *Service) ListActions(ctx context.Context, req *tokendv1.ListActionsRequest) (*tokendv1.ListActionsResponse, error) {
 	if _, err := s.authorize(ctx, ActionActionFind); err != nil {
 		return nil, err
 	}
+	var fe fieldErrors
 	kind, ok := kindFromAPI(req.GetKind())
 	if !ok {
-		return nil, invalidField("kind", "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN")
+		fe.add("kind", "%s", badKind)
+	}
+	if kind != storage.KindAdmin {
+		kind = storage.KindAPI
+	}
+	var limit int
+	checkPageSize(&fe, req.GetPageSize(), &limit)
+	tag := "~" + hashTag([]byte{byte(kind)})
+	var after string
+	if pt := req.GetPageToken(); pt != "" {
+		enc, ok := strings.CutSuffix(pt, tag)
+		last, err := base64.RawURLEncoding.DecodeString(enc)
+		if !ok || enc == "" || err != nil {
+			fe.add("page_token", "is not a page token of this listing (same kind)")
+		}
+		after = string(last)
+	}
+	if err := fe.err(); err != nil {
+		return nil, err
 	}
 	catalog := AdminActions
-	if kind != storage.KindAdmin {
+	if kind == storage.KindAPI {
 		var err error
 		if catalog, err = s.store.ListActions(ctx); err != nil {
 			return nil, s.toStatus(ctx, "ListActions", err)
 		}
 	}
-	resp := &tokendv1.ListActionsResponse{Actions: make([]*tokendv1.Action, len(catalog))}
-	for i, a := range catalog {
-		resp.Actions[i] = actionView(a)
+	start := 0
+	if after != "" {
+		start = sort.Search(len(catalog), func(i int) bool { return catalog[i].ID > after })
+	}
+	end := min(start+limit, len(catalog))
+	resp := &tokendv1.ListActionsResponse{Actions: make([]*tokendv1.Action, 0, end-start)}
+	for _, a := range catalog[start:end] {
+		resp.Actions = append(resp.Actions, actionView(a))
+	}
+	resp.Actions = resp.Actions[:fitBudget(resp.Actions)]
+	if n := len(resp.Actions); start+n < len(catalog) {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(resp.Actions[n-1].GetId())) + tag
 	}
 	return resp, nil
 }

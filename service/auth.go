@@ -144,21 +144,3 @@ func bearer(v string) (string, bool) {
 func expired(t *storage.Token, now time.Time) bool {
 	return !t.ExpireTime.IsZero() && !now.Before(t.ExpireTime)
 }
-
-// checkCeiling refuses to let caller create, edit, regenerate or delete an
-// admin token that holds (or would hold) an admin action the caller lacks:
-// otherwise a limited admin could mint, or take over, a stronger credential.
-func checkCeiling(caller *entry, typ storage.Type, perms []string) error {
-	var missing []string
-	for _, a := range adminActionsHeld(typ, perms) {
-		if !caller.grant.allows(a) {
-			missing = append(missing, a)
-		}
-	}
-	if len(missing) > 0 {
-		return status.Errorf(codes.PermissionDenied,
-			"an admin token may not hold permissions its creator or editor lacks; your credential lacks %s",
-			strings.Join(missing, ", "))
-	}
-	return nil
-}

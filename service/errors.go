@@ -82,7 +82,7 @@ func (s *Service) toStatus(ctx context.Context, op string, err error) error {
 	case errors.Is(err, storage.ErrNameTaken):
 		st := status.New(codes.AlreadyExists, "name already taken")
 		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: "token.name", Description: "another token already has this name (names are compared case-insensitively)"},
+			{Field: "token.name", Description: "another token already has this name (names are compared ignoring case and width)"},
 		}}); derr == nil {
 			st = d
 		}

@@ -471,8 +471,12 @@ func FuzzPageToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	actions, err := fs.svc.ListActions(ctx, &tokendv1.ListActionsRequest{Kind: tokendv1.TokenKind_TOKEN_KIND_ADMIN, PageSize: 2})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, pt := range []string{
-		"", first.GetNextPageToken(), byCreate.GetNextPageToken(), events.GetNextPageToken(),
+		"", first.GetNextPageToken(), byCreate.GetNextPageToken(), events.GetNextPageToken(), actions.GetNextPageToken(),
 		"~", "~~", "x~", "abc", "\xff~\x00",
 		base64.RawURLEncoding.EncodeToString([]byte("n")) + "~00000000",
 		base64.RawURLEncoding.EncodeToString([]byte("nzzzz")) + "~" + fuzzTagOf(first.GetNextPageToken()),
@@ -518,6 +522,19 @@ func FuzzPageToken(f *testing.F) {
 				areq.PageToken = next
 				if _, err := fs.svc.ListAuditEvents(ctx, areq); err != nil {
 					t.Fatalf("ListAuditEvents refused its own next_page_token %q: %v", next, err)
+				}
+			}
+		}
+
+		creq := &tokendv1.ListActionsRequest{PageToken: pageToken, Kind: tokendv1.TokenKind(kind), PageSize: size}
+		cresp, err := fs.svc.ListActions(ctx, creq)
+		fuzzCheckStatus(t, "ListActions", creq, err)
+		if err == nil {
+			fuzzCheckPage(t, "ListActions", size, len(cresp.GetActions()))
+			if next := cresp.GetNextPageToken(); next != "" {
+				creq.PageToken = next
+				if _, err := fs.svc.ListActions(ctx, creq); err != nil {
+					t.Fatalf("ListActions refused its own next_page_token %q: %v", next, err)
 				}
 			}
 		}

@@ -4,6 +4,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tokend/tokend/storage"
 )
@@ -130,7 +134,7 @@ func TestAdminActionsHeld(t *testing.T) {
 	}
 }
 
-func TestCheckCeiling(t *testing.T) {
+func TestGuardCeiling(t *testing.T) {
 	caller := &entry{grant: newGrant(&storage.Token{Type: storage.TypeCustom, Permissions: []string{ActionTokenCreate, ActionTokenFind}})}
 	cases := []struct {
 		name  string
@@ -144,13 +148,79 @@ func TestCheckCeiling(t *testing.T) {
 		{"Same", storage.TypeCustom, []string{ActionTokenCreate, ActionTokenFind}, true},
 		{"More", storage.TypeCustom, []string{ActionTokenCreate, ActionTokenDelete}, false},
 	}
+	g := &guard{caller: caller}
 	for _, c := range cases {
-		err := checkCeiling(caller, c.typ, c.perms)
+		err := g.may(&storage.Token{Kind: storage.KindAdmin, Type: c.typ, Permissions: c.perms})
 		if (err == nil) != c.ok {
-			t.Errorf("%s: checkCeiling = %v, want ok %v", c.name, err, c.ok)
+			t.Errorf("%s: may = %v, want ok %v", c.name, err, c.ok)
 		}
 		if err != nil && !strings.Contains(err.Error(), "tokend.token.") {
 			t.Errorf("%s: %q does not name the missing permission", c.name, err)
+		}
+		// API tokens are not bound by the admin ceiling.
+		if err := g.may(&storage.Token{Kind: storage.KindAPI, Type: c.typ, Permissions: c.perms}); err != nil {
+			t.Errorf("%s: API token refused: %v", c.name, err)
+		}
+	}
+}
+
+func TestGuardTimeCeiling(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	limited := &entry{grant: grant{typ: storage.TypeFullAccess}, expire: now.Add(7 * 24 * time.Hour).UnixNano()}
+	unlimited := &entry{grant: grant{typ: storage.TypeFullAccess}}
+	cases := []struct {
+		name   string
+		caller *entry
+		kind   storage.Kind
+		expire time.Time
+		ok     bool
+	}{
+		{"LimitedCallerUnlimitedAdmin", limited, storage.KindAdmin, time.Time{}, false},
+		{"LimitedCallerLaterAdmin", limited, storage.KindAdmin, now.Add(8 * 24 * time.Hour), false},
+		{"LimitedCallerSameExpiry", limited, storage.KindAdmin, now.Add(7 * 24 * time.Hour), true},
+		{"LimitedCallerEarlierAdmin", limited, storage.KindAdmin, now.Add(24 * time.Hour), true},
+		{"LimitedCallerUnlimitedAPI", limited, storage.KindAPI, time.Time{}, true},
+		{"UnlimitedCallerUnlimitedAdmin", unlimited, storage.KindAdmin, time.Time{}, true},
+	}
+	for _, c := range cases {
+		err := (&guard{caller: c.caller}).may(&storage.Token{Kind: c.kind, Type: storage.TypeFullAccess, ExpireTime: c.expire})
+		if (err == nil) != c.ok {
+			t.Errorf("%s: may = %v, want ok %v", c.name, err, c.ok)
+		}
+		if err != nil && (status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "outlive")) {
+			t.Errorf("%s: %v, want PermissionDenied saying the token may not outlive its caller", c.name, err)
+		}
+	}
+}
+
+func TestGuardLastOwner(t *testing.T) {
+	owner := &storage.Token{Name: "Root", Kind: storage.KindAdmin, Type: storage.TypeFullAccess}
+	downgraded := owner.Clone()
+	downgraded.Type = storage.TypeReadOnly
+	expiring := owner.Clone()
+	expiring.Lifespan, expiring.ExpireTime = time.Hour, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	renamed := owner.Clone()
+	renamed.Name = "Root 2"
+	root := &entry{grant: grant{typ: storage.TypeFullAccess}}
+	for _, c := range []struct {
+		name  string
+		after *storage.Token
+		ok    bool
+	}{
+		{"Delete", nil, false},
+		{"Downgrade", downgraded, false},
+		{"Expiry", expiring, false},
+		{"Rename", renamed, true},
+	} {
+		err := (&guard{caller: root}).check(owner, c.after)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: check = %v, want ok %v", c.name, err, c.ok)
+		}
+		if err != nil && (status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "last unlimited full-access admin token")) {
+			t.Errorf("%s: %v, want FailedPrecondition saying it is the last owner", c.name, err)
+		}
+		if err := (&guard{caller: root, otherOwner: true}).check(owner, c.after); err != nil {
+			t.Errorf("%s with another owner: %v", c.name, err)
 		}
 	}
 }

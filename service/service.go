@@ -21,6 +21,9 @@ const (
 
 	DefaultAuthFailureLimit  = 20
 	DefaultAuthFailureWindow = time.Minute
+
+	// DefaultMaxActions bounds the API action catalog.
+	DefaultMaxActions = 10000
 )
 
 // DefaultLifespans are the token durations offered when none are configured.
@@ -50,6 +53,9 @@ type Config struct {
 	// minute; negative disables damping.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// MaxActions is how many actions the API catalog may hold; default
+	// DefaultMaxActions. Registering more is refused.
+	MaxActions int
 }
 
 // Service implements tokendv1.TokenServiceServer.
@@ -67,6 +73,13 @@ type Service struct {
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
+	// adminWrites makes writes to existing admin tokens commit one at a
+	// time (see guardFor).
+	adminWrites sync.Mutex
+	// catalogWrites makes registrations commit one at a time, so the
+	// catalog size counted before one still holds when it commits.
+	catalogWrites sync.Mutex
+	maxActions    int
 }
 
 // New builds a Service and loads every stored token into its in-memory
@@ -108,6 +121,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		lifespans: lifespans,
 		now:       cfg.Now,
 		log:       cfg.Logger,
+
+		maxActions: cfg.MaxActions,
+	}
+	if s.maxActions <= 0 {
+		s.maxActions = DefaultMaxActions
 	}
 	if s.now == nil {
 		s.now = time.Now

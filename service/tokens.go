@@ -34,13 +34,13 @@ func (s *Service) CreateToken(ctx context.Context, req *tokendv1.CreateTokenRequ
 	}
 	kind, ok := kindFromAPI(in.GetKind())
 	if !ok {
-		fe.add("token.kind", "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN")
+		fe.add("token.kind", "%s", badKind)
 	} else if kind == 0 {
 		kind = storage.KindAPI
 	}
 	typ, ok := typeFromAPI(in.GetType())
 	if !ok {
-		fe.add("token.type", "must be TOKEN_TYPE_READ_ONLY, TOKEN_TYPE_FULL_ACCESS or TOKEN_TYPE_CUSTOM")
+		fe.add("token.type", "%s", badType)
 	} else if typ == 0 {
 		typ = storage.TypeReadOnly
 	}
@@ -57,11 +57,6 @@ func (s *Service) CreateToken(ctx context.Context, req *tokendv1.CreateTokenRequ
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	if kind == storage.KindAdmin {
-		if err := checkCeiling(caller, typ, perms); err != nil {
-			return nil, err
-		}
-	}
 	now := s.now().UTC()
 	t, secret, err := s.newToken(kind, now)
 	if err != nil {
@@ -70,6 +65,9 @@ func (s *Service) CreateToken(ctx context.Context, req *tokendv1.CreateTokenRequ
 	t.Name, t.Description, t.Type, t.Permissions, t.Lifespan = name, description, typ, perms, lifespan
 	if lifespan > 0 {
 		t.ExpireTime = now.Add(lifespan)
+	}
+	if err := (&guard{caller: caller}).check(nil, t); err != nil {
+		return nil, err
 	}
 	ev := auditEvent(caller, storage.AuditCreateToken, now)
 	ev.TargetID, ev.TargetName = t.ID, t.Name
@@ -189,10 +187,10 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 	}
 	var ok bool
 	if q.Kind, ok = kindFromAPI(req.GetKind()); !ok {
-		fe.add("kind", "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN")
+		fe.add("kind", "%s", badKind)
 	}
 	if q.Type, ok = typeFromAPI(req.GetType()); !ok {
-		fe.add("type", "must be TOKEN_TYPE_READ_ONLY, TOKEN_TYPE_FULL_ACCESS or TOKEN_TYPE_CUSTOM")
+		fe.add("type", "%s", badType)
 	}
 	if eb := req.GetExpireBefore(); eb != nil {
 		if err := eb.CheckValid(); err != nil {
@@ -219,6 +217,18 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 	resp := &tokendv1.ListTokensResponse{Tokens: make([]*tokendv1.Token, len(page.Tokens))}
 	for i, t := range page.Tokens {
 		resp.Tokens[i] = s.view(t)
+	}
+	if n := fitBudget(resp.Tokens); n < len(resp.Tokens) {
+		// Too large: ask again for the tokens that fit, to get the
+		// store's cursor after the last of them.
+		q.Limit = n
+		if page, err = s.store.ListTokens(ctx, q); err != nil {
+			return nil, s.toStatus(ctx, "ListTokens", err)
+		}
+		resp.Tokens = resp.Tokens[:0]
+		for _, t := range page.Tokens {
+			resp.Tokens = append(resp.Tokens, s.view(t))
+		}
 	}
 	if page.Next != "" {
 		resp.NextPageToken = page.Next + "~" + tag
@@ -262,133 +272,62 @@ func hashTag(b []byte) string {
 // mutableFields are the update_mask paths UpdateToken accepts.
 var mutableFields = []string{"name", "description", "type", "permissions", "lifespan"}
 
-// UpdateToken implements tokendv1.TokenServiceServer.
+// tokenUpdate is a parsed UpdateToken request: the fields it changes and
+// their new values, each already checked on its own.
+type tokenUpdate struct {
+	id          string
+	set         map[string]bool // the mutable fields named by the mask
+	name        string
+	description string
+	typ         storage.Type
+	perms       []string // checked against the catalog by validate
+	lifespan    time.Duration
+}
+
+// UpdateToken implements tokendv1.TokenServiceServer. It parses the request,
+// validates it against the stored token, then applies it in one transaction
+// under the guard, which sees the token before and after the change.
 func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequest) (*tokendv1.UpdateTokenResponse, error) {
 	caller, err := s.authorize(ctx, ActionTokenUpdate)
 	if err != nil {
 		return nil, err
 	}
-	in := req.GetToken()
-	if in.GetId() == "" {
-		return nil, invalidField("token.id", "is required")
-	}
-	if n := len(req.GetUpdateMask().GetPaths()); n > maxMaskPaths {
-		return nil, invalidField("update_mask", "at most %d paths (got %d)", maxMaskPaths, n)
-	}
-	var fe fieldErrors
-	set := map[string]bool{}
-	for _, p := range req.GetUpdateMask().GetPaths() {
-		switch {
-		case p == "*":
-			for _, f := range mutableFields {
-				set[f] = true
-			}
-		case slices.Contains(mutableFields, p):
-			set[p] = true
-		default:
-			fe.add("update_mask", "%q cannot be changed; the mutable fields are %s", p, strings.Join(mutableFields, ", "))
-		}
-	}
-	if len(set) == 0 && fe.empty() {
-		fe.add("update_mask", "must name at least one of %s", strings.Join(mutableFields, ", "))
-	}
-	var name, description string
-	var msg string
-	if set["name"] {
-		if name, msg = cleanName(in.GetName()); msg != "" {
-			fe.add("token.name", "%s", msg)
-		}
-	}
-	if set["description"] {
-		if description, msg = cleanDescription(in.GetDescription()); msg != "" {
-			fe.add("token.description", "%s", msg)
-		}
-	}
-	var newType storage.Type
-	if set["type"] {
-		var ok bool
-		if newType, ok = typeFromAPI(in.GetType()); !ok {
-			fe.add("token.type", "must be TOKEN_TYPE_READ_ONLY, TOKEN_TYPE_FULL_ACCESS or TOKEN_TYPE_CUSTOM")
-		} else if newType == 0 {
-			newType = storage.TypeReadOnly
-		}
-	}
-	var lifespan time.Duration
-	if set["lifespan"] {
-		if lifespan, msg = s.checkLifespan(in.GetLifespan()); msg != "" {
-			fe.add("token.lifespan", "%s", msg)
-		}
-	}
-	if err := fe.err(); err != nil {
+	u, err := s.parseUpdate(req)
+	if err != nil {
 		return nil, err
 	}
-	current, err := s.store.GetToken(ctx, in.GetId())
+	current, err := s.store.GetToken(ctx, u.id)
 	if err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
-	if current.Kind == storage.KindAdmin {
-		if err := checkCeiling(caller, current.Type, current.Permissions); err != nil {
-			return nil, err
-		}
+	g, release, err := s.guardFor(ctx, caller, current)
+	if err != nil {
+		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
-	// Validate the permissions against the type the token will have.
-	finalType := current.Type
-	if set["type"] {
-		finalType = newType
+	defer release()
+	if err := g.may(current); err != nil {
+		return nil, err
 	}
-	var perms []string
-	if set["permissions"] {
-		if perms, err = s.checkPermissions(ctx, &fe, "token.permissions", current.Kind, finalType, in.GetPermissions()); err != nil {
-			return nil, s.toStatus(ctx, "UpdateToken", err)
-		}
-		if err := fe.err(); err != nil {
-			return nil, err
-		}
+	if err := s.validateUpdate(ctx, u, current); err != nil {
+		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
 	now := s.now().UTC()
 	ev := auditEvent(caller, storage.AuditUpdateToken, now)
-	ev.TargetID = in.GetId()
+	ev.TargetID = u.id
 	for _, f := range mutableFields {
-		if set[f] {
+		if u.set[f] {
 			ev.Fields = append(ev.Fields, f)
 		}
 	}
-	updated, err := s.store.UpdateToken(ctx, in.GetId(), func(t *storage.Token) error {
-		// The ceiling holds for the token as it is in this transaction,
+	updated, err := s.store.UpdateToken(ctx, u.id, func(t *storage.Token) error {
+		// The guard holds for the token as it is in this transaction,
 		// not only as it was read above.
-		if t.Kind == storage.KindAdmin {
-			if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
-				return err
-			}
+		before := t.Clone()
+		if err := u.apply(t, now); err != nil {
+			return err
 		}
-		if set["name"] {
-			t.Name = name
-		}
-		if set["description"] {
-			t.Description = description
-		}
-		if set["type"] {
-			t.Type = newType
-		}
-		switch {
-		case t.Type != storage.TypeCustom:
-			t.Permissions = nil
-		case set["permissions"]:
-			t.Permissions = perms
-		case len(t.Permissions) == 0:
-			return invalidField("token.permissions", "a custom token needs at least one permission")
-		}
-		if set["lifespan"] {
-			t.Lifespan = lifespan
-			t.ExpireTime = time.Time{}
-			if lifespan > 0 {
-				t.ExpireTime = now.Add(lifespan)
-			}
-		}
-		if t.Kind == storage.KindAdmin {
-			if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
-				return err
-			}
+		if err := g.check(before, t); err != nil {
+			return err
 		}
 		dropEndedGrace(t, now)
 		t.UpdateTime = now
@@ -401,6 +340,121 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 	return &tokendv1.UpdateTokenResponse{Token: s.view(updated)}, nil
 }
 
+// parseUpdate checks what can be checked of an UpdateToken request without
+// the store: the id, the mask and each named field on its own. It returns
+// InvalidArgument naming every bad field.
+func (s *Service) parseUpdate(req *tokendv1.UpdateTokenRequest) (*tokenUpdate, error) {
+	in := req.GetToken()
+	if in.GetId() == "" {
+		return nil, invalidField("token.id", "is required")
+	}
+	if n := len(req.GetUpdateMask().GetPaths()); n > maxMaskPaths {
+		return nil, invalidField("update_mask", "at most %d paths (got %d)", maxMaskPaths, n)
+	}
+	u := &tokenUpdate{id: in.GetId(), set: map[string]bool{}}
+	var fe fieldErrors
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		switch {
+		case p == "*":
+			for _, f := range mutableFields {
+				u.set[f] = true
+			}
+		case slices.Contains(mutableFields, p):
+			u.set[p] = true
+		default:
+			fe.add("update_mask", "%q cannot be changed; the mutable fields are %s", p, strings.Join(mutableFields, ", "))
+		}
+	}
+	if len(u.set) == 0 && fe.empty() {
+		fe.add("update_mask", "must name at least one of %s", strings.Join(mutableFields, ", "))
+	}
+	var msg string
+	if u.set["name"] {
+		if u.name, msg = cleanName(in.GetName()); msg != "" {
+			fe.add("token.name", "%s", msg)
+		}
+	}
+	if u.set["description"] {
+		if u.description, msg = cleanDescription(in.GetDescription()); msg != "" {
+			fe.add("token.description", "%s", msg)
+		}
+	}
+	if u.set["type"] {
+		var ok bool
+		if u.typ, ok = typeFromAPI(in.GetType()); !ok {
+			fe.add("token.type", "%s", badType)
+		} else if u.typ == 0 {
+			u.typ = storage.TypeReadOnly
+		}
+	}
+	if u.set["lifespan"] {
+		if u.lifespan, msg = s.checkLifespan(in.GetLifespan()); msg != "" {
+			fe.add("token.lifespan", "%s", msg)
+		}
+	}
+	if u.set["permissions"] {
+		u.perms = in.GetPermissions()
+	}
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// validateUpdate checks the new permissions against the catalog of the
+// token's kind and the type it will have, and replaces them with their
+// clean form. It returns InvalidArgument, or a store error.
+func (s *Service) validateUpdate(ctx context.Context, u *tokenUpdate, current *storage.Token) error {
+	if !u.set["permissions"] {
+		return nil
+	}
+	finalType := current.Type
+	if u.set["type"] {
+		finalType = u.typ
+	}
+	var fe fieldErrors
+	perms, err := s.checkPermissions(ctx, &fe, "token.permissions", current.Kind, finalType, u.perms)
+	if err != nil {
+		return err
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	u.perms = perms
+	return nil
+}
+
+// apply makes the change on t, the token as stored in the write's
+// transaction. A custom token left without permissions is refused with
+// InvalidArgument.
+func (u *tokenUpdate) apply(t *storage.Token, now time.Time) error {
+	if u.set["name"] {
+		t.Name = u.name
+	}
+	if u.set["description"] {
+		t.Description = u.description
+	}
+	if u.set["type"] {
+		t.Type = u.typ
+	}
+	switch {
+	case t.Type != storage.TypeCustom:
+		t.Permissions = nil
+	case u.set["permissions"]:
+		t.Permissions = slices.Clone(u.perms)
+	case len(t.Permissions) == 0:
+		return invalidField("token.permissions", "a custom token needs at least one permission")
+	}
+	if u.set["lifespan"] {
+		t.Lifespan = u.lifespan
+		t.ExpireTime = time.Time{}
+		if u.lifespan > 0 {
+			t.ExpireTime = now.Add(u.lifespan)
+		}
+	}
+	return nil
+}
+
 // DeleteToken implements tokendv1.TokenServiceServer.
 func (s *Service) DeleteToken(ctx context.Context, req *tokendv1.DeleteTokenRequest) (*tokendv1.DeleteTokenResponse, error) {
 	caller, err := s.authorize(ctx, ActionTokenDelete)
@@ -410,39 +464,39 @@ func (s *Service) DeleteToken(ctx context.Context, req *tokendv1.DeleteTokenRequ
 	if req.GetId() == "" {
 		return nil, invalidField("id", "is required")
 	}
-	target, err := s.checkTargetCeiling(ctx, caller, req.GetId())
+	target, g, release, err := s.guardTarget(ctx, caller, req.GetId())
 	if err != nil {
 		return nil, s.toStatus(ctx, "DeleteToken", err)
 	}
+	defer release()
 	ev := auditEvent(caller, storage.AuditDeleteToken, s.now().UTC())
 	ev.TargetID, ev.TargetName = target.ID, target.Name
-	// The ceiling is checked again on the token as it is when deleted: it
+	// The guard is applied again to the token as it is when deleted: it
 	// may have gained permissions since the read above.
-	check := func(t *storage.Token) error {
-		if t.Kind == storage.KindAdmin {
-			return checkCeiling(caller, t.Type, t.Permissions)
-		}
-		return nil
-	}
+	check := func(t *storage.Token) error { return g.check(t, nil) }
 	if err := s.store.DeleteToken(ctx, req.GetId(), check, ev); err != nil {
 		return nil, s.toStatus(ctx, "DeleteToken", err)
 	}
 	return &tokendv1.DeleteTokenResponse{}, nil
 }
 
-// checkTargetCeiling applies the ceiling rule to an existing token, which
-// it returns.
-func (s *Service) checkTargetCeiling(ctx context.Context, caller *entry, id string) (*storage.Token, error) {
+// guardTarget reads the token a write changes and returns it with the
+// write's guard, after applying the ceiling to it as read. release must be
+// called when the write is done (also on error it is safe to call).
+func (s *Service) guardTarget(ctx context.Context, caller *entry, id string) (*storage.Token, *guard, func(), error) {
 	t, err := s.store.GetToken(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, func() {}, err
 	}
-	if t.Kind == storage.KindAdmin {
-		if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
-			return nil, err
-		}
+	g, release, err := s.guardFor(ctx, caller, t)
+	if err != nil {
+		return nil, nil, func() {}, err
 	}
-	return t, nil
+	if err := g.may(t); err != nil {
+		release()
+		return nil, nil, func() {}, err
+	}
+	return t, g, release, nil
 }
 
 // dropEndedGrace forgets a previous secret whose grace period is over.
@@ -468,11 +522,14 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 		}
 		grace = g.AsDuration()
 	}
-	if _, err := s.checkTargetCeiling(ctx, caller, req.GetId()); err != nil {
+	_, g, release, err := s.guardTarget(ctx, caller, req.GetId())
+	if err != nil {
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}
-	// The secret is drawn once, outside the transaction, so a retried
-	// transaction stores the same one the caller receives.
+	defer release()
+	// The secret is drawn on the first call of the modify function and
+	// kept, so a retried transaction stores the same one the caller
+	// receives.
 	var secret string
 	var hashed storage.Token
 	now := s.now().UTC()
@@ -490,11 +547,7 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 				return err
 			}
 		}
-		if t.Kind == storage.KindAdmin {
-			if err := checkCeiling(caller, t.Type, t.Permissions); err != nil {
-				return err
-			}
-		}
+		before := t.Clone()
 		// During a grace period the replaced secret keeps working, but
 		// never past its own expiry.
 		t.PreviousSecretHash, t.PreviousExpireTime = nil, time.Time{}
@@ -505,9 +558,14 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 			t.PreviousSecretHash, t.PreviousExpireTime = t.SecretHash, prevEnd
 		}
 		t.SecretHash, t.SecretHint, t.HashKeyID = hashed.SecretHash, hashed.SecretHint, hashed.HashKeyID
+		// The clock restarts, so for an admin token the guard also
+		// checks the new expiry against the caller's.
 		t.ExpireTime = time.Time{}
 		if t.Lifespan > 0 {
 			t.ExpireTime = now.Add(t.Lifespan)
+		}
+		if err := g.check(before, t); err != nil {
+			return err
 		}
 		t.UpdateTime = now
 		ev.TargetName = t.Name
@@ -517,4 +575,29 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}
 	return &tokendv1.RegenerateTokenResponse{Token: s.view(updated), Secret: secret}, nil
+}
+
+// RecoverRoot creates a new unlimited full-access admin token, for an
+// operator who has lost every admin credential, and returns it with its
+// secret. It is meant for offline use (no server on the store): it needs no
+// credential, so no transport may expose it. The audit trail records it as a
+// creation by "tokend recover-root". Returns the store's errors.
+func (s *Service) RecoverRoot(ctx context.Context) (*storage.Token, string, error) {
+	now := s.now().UTC()
+	t, secret, err := s.newToken(storage.KindAdmin, now)
+	if err != nil {
+		return nil, "", err
+	}
+	// The id's start keeps two recoveries in the same second apart.
+	t.Name = "Root (recovered " + now.Format("2006-01-02 15:04:05") + " UTC, " + t.ID[:6] + ")"
+	t.Description = "Created offline by tokend recover-root: full access to tokend's own API."
+	t.Type = storage.TypeFullAccess
+	ev := auditEvent(nil, storage.AuditCreateToken, now)
+	ev.CallerName = "tokend recover-root"
+	ev.TargetID, ev.TargetName = t.ID, t.Name
+	ev.Fields = []string{"name", "description", "kind", "type"}
+	if err := s.store.CreateToken(ctx, t, ev); err != nil {
+		return nil, "", fmt.Errorf("recover root: %w", err)
+	}
+	return t, secret, nil
 }

@@ -23,6 +23,12 @@ const (
 	maxMaskPaths      = 20
 )
 
+// What an enum field that holds no known value is told.
+const (
+	badKind = "must be TOKEN_KIND_API or TOKEN_KIND_ADMIN"
+	badType = "must be TOKEN_TYPE_READ_ONLY, TOKEN_TYPE_FULL_ACCESS or TOKEN_TYPE_CUSTOM"
+)
+
 // cleanName trims a name and reports what is wrong with it, or "".
 func cleanName(name string) (string, string) {
 	name = strings.TrimSpace(name)
@@ -37,7 +43,20 @@ func cleanName(name string) (string, string) {
 	if strings.ContainsFunc(name, unicode.IsControl) {
 		return name, "must not contain control characters"
 	}
+	if i := strings.IndexFunc(name, invisibleInName); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return name, fmt.Sprintf("must not contain invisible format, separator or bidirectional control characters (found %U)", r)
+	}
 	return name, ""
+}
+
+// invisibleInName reports a character that would let two names look the
+// same on screen while differing underneath ("Root" and "Root\u200b"), or
+// reorder what is shown: format characters (Unicode Cf, which hold the
+// zero-width and bidirectional controls), line and paragraph separators (Zl,
+// Zp), and any other bidirectional control.
+func invisibleInName(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Bidi_Control)
 }
 
 // cleanDescription trims a description and reports what is wrong with it,

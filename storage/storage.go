@@ -3,15 +3,17 @@ package storage
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
 var (
 	// ErrNotFound: no token with that id.
 	ErrNotFound = errors.New("storage: not found")
-	// ErrNameTaken: another token already has that name (compared case-insensitively).
+	// ErrNameTaken: another token already has that name (compared by NameKey).
 	ErrNameTaken = errors.New("storage: name already taken")
 	// ErrHashTaken: another token already has that secret hash. With 256-bit
 	// secrets this only happens through a bug, never by chance.
@@ -63,7 +65,7 @@ const (
 // copies what it keeps and returns fresh values.
 type Token struct {
 	ID          string
-	Name        string // unique, compared case-insensitively (see NameKey)
+	Name        string // unique under NameKey
 	Description string
 	Kind        Kind
 	Type        Type
@@ -152,7 +154,7 @@ type AuditPage struct {
 type Order uint8
 
 const (
-	OrderByName           Order = iota // case-insensitive name, ascending
+	OrderByName           Order = iota // NameKey of the name, ascending
 	OrderByCreateTimeDesc              // newest first
 )
 
@@ -273,7 +275,11 @@ type Store interface {
 }
 
 // NameKey is the form under which a name is unique: two names with the same
-// key cannot both be in use.
+// key cannot both be in use. It is the name under compatibility
+// normalization (NFKC) and Unicode case folding, so names that only differ
+// in case, in width ("ＲＯＯＴ") or in compatibility forms ("ﬁle") collide.
+// Changing it changes which stored names collide: a store keyed by an older
+// form must rebuild its name index.
 func NameKey(name string) string {
-	return strings.ToLower(name)
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
 }

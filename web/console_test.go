@@ -665,3 +665,22 @@ func TestConsoleScreenshots(t *testing.T) {
 	}
 	phone.screenshot("form-390px")
 }
+
+// TestConsoleActionPages: a catalog longer than one page of ListActions is
+// read to its end, so an action on a later page can be granted.
+func TestConsoleActionPages(t *testing.T) {
+	c := startConsole(t, nil)
+	filler := make([]string, 1000) // one full page of the console's page size
+	for i := range filler {
+		filler[i] = fmt.Sprintf("padding.filler.v%04d", i)
+	}
+	c.registerActions(t, filler...)
+	c.registerActions(t, "zz.beyond.find") // sorts after every filler action
+	tb := c.newTab(t, 1280)
+	tb.signIn(c.root)
+	_, id := tb.create(newToken{name: "Beyond the first page", duration: "7 days", typ: "Custom", groups: []string{"zz.beyond"}})
+	tok, st := c.token(t, id)
+	if st != 200 || !slices.Equal(tok.Permissions, []string{"zz.beyond.find"}) {
+		t.Errorf("created token = %+v (HTTP %d), want the permission zz.beyond.find from the second page", tok, st)
+	}
+}

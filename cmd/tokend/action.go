@@ -9,8 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tokend/tokend/client"
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
@@ -142,46 +140,13 @@ granted.`,
 	return cmd
 }
 
-// pageActions asks for one page of an action catalog. The paging fields are
-// set and read by name, where the messages have them: with them the whole
-// catalog is listed page by page, without them it comes in one answer.
+// pageActions asks for one page of an action catalog.
 func pageActions(ctx context.Context, c *client.Client, kind tokendv1.TokenKind, size int32, page string) ([]*tokendv1.Action, string, error) {
-	req := &tokendv1.ListActionsRequest{Kind: kind}
-	setField(req, "page_size", protoreflect.ValueOfInt32(size))
-	paged := setField(req, "page_token", protoreflect.ValueOfString(page))
-	resp, err := c.API().ListActions(ctx, req)
+	resp, err := c.API().ListActions(ctx, &tokendv1.ListActionsRequest{Kind: kind, PageSize: size, PageToken: page})
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if fd := resp.ProtoReflect().Descriptor().Fields().ByName("next_page_token"); paged && fd != nil {
-		next = resp.ProtoReflect().Get(fd).String()
-	}
-	return resp.GetActions(), next, nil
-}
-
-// setField sets a field by name if m has it with v's type, and reports
-// whether it did.
-func setField(m proto.Message, name protoreflect.Name, v protoreflect.Value) bool {
-	r := m.ProtoReflect()
-	fd := r.Descriptor().Fields().ByName(name)
-	if fd == nil || fd.IsList() || fd.IsMap() {
-		return false
-	}
-	switch fd.Kind() {
-	case protoreflect.Int32Kind:
-		if _, ok := v.Interface().(int32); !ok {
-			return false
-		}
-	case protoreflect.StringKind:
-		if _, ok := v.Interface().(string); !ok {
-			return false
-		}
-	default:
-		return false
-	}
-	r.Set(fd, v)
-	return true
+	return resp.GetActions(), resp.GetNextPageToken(), nil
 }
 
 func (a *app) printActions(actions []*tokendv1.Action) error {

@@ -125,6 +125,7 @@ Exit status: 0 success, 1 the operation failed, 2 the command line is wrong.`,
 		newTokenCmd(a),
 		newActionCmd(a),
 		newAuditCmd(a),
+		newRecoverRootCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),
 	)

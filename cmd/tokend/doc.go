@@ -2,7 +2,7 @@
 //
 // `tokend serve` runs the service; its flags are Go flags, each with a
 // TOKEND_* environment twin (`tokend serve -help` lists them). The other
-// commands (token, action, audit, completion, version) are built with
+// commands (token, action, audit, recover-root, completion, version) are built with
 // spf13/cobra: each is one constructor taking the shared *app, in its own
 // file, added to the tree in newRootCmd. The client commands call a running
 // server through the client package; they validate their flags before any

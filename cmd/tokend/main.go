@@ -84,6 +84,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&cfg.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept (`duration`; negative keeps them forever)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted (401 on /v1/auth) until the minute ends, valid credentials are still served (`count`; negative disables)")
 	fs.StringVar(&cfg.AuthRoutesFile, "auth-routes", "", "YAML route table `file` of forward auth (/v1/auth), reloaded on SIGHUP; without it /v1/auth denies every request")
+	fs.IntVar(&cfg.MaxActions, "max-actions", service.DefaultMaxActions, "how many actions the API action catalog may hold; registering more is refused (`count`)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: verify client certificates against it on both ports (mutual TLS; see -tls-client-auth)")
@@ -95,35 +96,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "how long in-flight requests may finish on SIGINT/SIGTERM (`duration`)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "`level`: debug, info, warn or error (info logs one line per request)")
 	fs.StringVar(&logFormat, "log-format", logFormat, "`format`: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: tokend serve [flags]\n\nEach flag can also be set with the environment variable named in brackets.\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			name, u := flag.UnquoteUsage(f)
-			fmt.Fprintf(stderr, "  -%s %s  [%s]\n    \t%s", f.Name, name, envName(f.Name), u)
-			if f.DefValue != "" {
-				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(stderr)
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = flagUsage(fs, stderr, "Usage: tokend serve [flags]")
+	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return cfg, 0, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, 0, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, 0, envErr
 	}
 	var err error
 	if cfg.Lifespans, err = parseLifespans(lifespans); err != nil {
@@ -152,11 +127,53 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		// policy given without a CA is refused by the server.
 		cfg.TLSClientAuth = ""
 	}
+	if cfg.MaxActions <= 0 {
+		return cfg, 0, errors.New("-max-actions must be positive")
+	}
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
 		return cfg, 0, err
 	}
 	cfg.Stderr = stderr
 	return cfg, shutdownTimeout, nil
+}
+
+// flagUsage returns a usage function that prints header and every flag of
+// fs with its environment twin.
+func flagUsage(fs *flag.FlagSet, stderr io.Writer, header string) func() {
+	return func() {
+		fmt.Fprintf(stderr, "%s\n\nEach flag can also be set with the environment variable named in brackets.\n\n", header)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, u := flag.UnquoteUsage(f)
+			fmt.Fprintf(stderr, "  -%s %s  [%s]\n    \t%s", f.Name, name, envName(f.Name), u)
+			if f.DefValue != "" {
+				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+	}
+}
+
+// parseWithEnv parses args into fs, refusing positional arguments, then
+// sets each flag not given on the command line from its TOKEND_* twin: a
+// flag on the command line wins over its twin.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	return envErr
 }
 
 // envName is the environment twin of a flag: grpc-addr → TOKEND_GRPC_ADDR.

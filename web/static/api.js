@@ -53,19 +53,24 @@ export async function call(method, path, body, token = session.token) {
   return data;
 }
 
-// listTokens returns every token of a kind, reading all pages.
-export async function listTokens(kind) {
-  const tokens = [];
+// listAll reads every page of a listing: path with params, whose items are
+// in the field named items of each page. A page may be cut short by the
+// server's size budget, so only an empty nextPageToken ends the listing.
+async function listAll(path, params, items) {
+  const out = [];
   let pageToken = '';
   do {
-    const q = new URLSearchParams({ page_size: '1000', kind });
+    const q = new URLSearchParams({ page_size: '1000', ...params });
     if (pageToken) q.set('page_token', pageToken);
-    const page = await call('GET', 'v1/tokens?' + q);
-    tokens.push(...(page.tokens || []));
+    const page = await call('GET', path + '?' + q);
+    out.push(...(page[items] || []));
     pageToken = page.nextPageToken || '';
   } while (pageToken);
-  return tokens;
+  return out;
 }
+
+// listTokens returns every token of a kind.
+export const listTokens = (kind) => listAll('v1/tokens', { kind }, 'tokens');
 
 export const getToken = (id) => call('GET', 'v1/tokens/' + encodeURIComponent(id)).then((r) => r.token);
 export const createToken = (token) => call('POST', 'v1/tokens', token);
@@ -78,10 +83,9 @@ export function updateToken(id, changes, mask) {
   return call('PATCH', 'v1/tokens/' + encodeURIComponent(id) + '?' + q, changes).then((r) => r.token);
 }
 
-export function listActions(kind) {
-  const q = kind === 'TOKEN_KIND_ADMIN' ? '?kind=TOKEN_KIND_ADMIN' : '';
-  return call('GET', 'v1/actions' + q).then((r) => r.actions || []);
-}
+// listActions returns the whole catalog of a kind.
+export const listActions = (kind) =>
+  listAll('v1/actions', kind === 'TOKEN_KIND_ADMIN' ? { kind } : {}, 'actions');
 
 // checkToken tells whether token may sign in: it must be able to list tokens.
 export const checkToken = (token) => call('GET', 'v1/tokens?page_size=1', undefined, token);

@@ -266,8 +266,10 @@ type Token struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server-assigned, immutable, opaque. Output only.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Required; trimmed; 1-100 characters without control characters; unique,
-	// compared case-insensitively.
+	// Required; trimmed; 1-100 characters without control, format (zero-width,
+	// bidirectional) or separator characters; unique, compared under Unicode
+	// NFKC normalization and case folding ("Root", "ROOT" and "ＲＯＯＴ" are one
+	// name).
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Optional; trimmed; at most 1000 characters.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
@@ -618,7 +620,9 @@ func (x *GetTokenResponse) GetToken() *Token {
 // ListTokensRequest selects a page of tokens.
 type ListTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many tokens; 0 means 50; at most 1000.
+	// At most this many tokens; 0 means 50; at most 1000. A page may hold
+	// fewer, and still have a next page, when its answer would otherwise pass
+	// the size budget of a list answer.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page of the same query.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -1374,12 +1378,18 @@ func (x *RegisterActionsResponse) GetActions() []*Action {
 	return nil
 }
 
-// ListActionsRequest selects a catalog.
+// ListActionsRequest selects a page of a catalog.
 type ListActionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// TOKEN_KIND_ADMIN for the built-in admin actions; otherwise the API
 	// catalog.
-	Kind          TokenKind `protobuf:"varint,1,opt,name=kind,proto3,enum=tokend.v1.TokenKind" json:"kind,omitempty"`
+	Kind TokenKind `protobuf:"varint,1,opt,name=kind,proto3,enum=tokend.v1.TokenKind" json:"kind,omitempty"`
+	// At most this many actions; 0 means 50; at most 1000. A page may hold
+	// fewer, and still have a next page, when its answer would otherwise
+	// pass the size budget of a list answer.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page of the same catalog.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1421,11 +1431,27 @@ func (x *ListActionsRequest) GetKind() TokenKind {
 	return TokenKind_TOKEN_KIND_UNSPECIFIED
 }
 
-// ListActionsResponse is a catalog, ordered by id.
+func (x *ListActionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListActionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListActionsResponse is one page of a catalog, ordered by id.
 type ListActionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The actions.
-	Actions       []*Action `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	// The actions of this page.
+	Actions []*Action `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1465,6 +1491,13 @@ func (x *ListActionsResponse) GetActions() []*Action {
 		return x.Actions
 	}
 	return nil
+}
+
+func (x *ListActionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // AuditEvent records one change, in the same transaction as the change. It
@@ -1581,7 +1614,9 @@ func (x *AuditEvent) GetChangedFields() []string {
 // ListAuditEventsRequest selects a page of the audit trail.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many events; 0 means 50; at most 1000.
+	// At most this many events; 0 means 50; at most 1000. A page may hold
+	// fewer, and still have a next page, when its answer would otherwise pass
+	// the size budget of a list answer.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page of the same query.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -1774,11 +1809,15 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x16RegisterActionsRequest\x12+\n" +
 	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\"F\n" +
 	"\x17RegisterActionsResponse\x12+\n" +
-	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\">\n" +
+	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\"z\n" +
 	"\x12ListActionsRequest\x12(\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x14.tokend.v1.TokenKindR\x04kind\"B\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x14.tokend.v1.TokenKindR\x04kind\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"j\n" +
 	"\x13ListActionsResponse\x12+\n" +
-	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\"\xa8\x02\n" +
+	"\aactions\x18\x01 \x03(\v2\x11.tokend.v1.ActionR\aactions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa8\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// newRecoverRootCmd mints a new owner offline. Like serve, its flags are Go
+// flags with TOKEND_* twins, parsed by recoverRoot itself.
+func newRecoverRootCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover-root [flags]",
+		Short: "Offline: mint a new unlimited full-access admin token",
+		Long: `When every admin credential is lost, stop the server and run recover-root on its
+data directory (with the same -hash-key-file and prefixes as the server, if you
+changed them). It takes the database lock, so it refuses while a server runs;
+it mints a new unlimited full-access admin token named "Root (recovered …)",
+records it in the audit trail as created by "tokend recover-root", and shows
+its secret once: in -root-token-file (a new file, mode 0600) or on stderr.
+"tokend recover-root -help" lists its flags.`,
+		Example: `  tokend recover-root -data-dir /var/lib/tokend -root-token-file /root/tokend.token
+  tokend recover-root -help`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := recoverRoot(cmd.Context(), args, a.getenv, a.stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			if err != nil && isFlagError(err) {
+				return &exitError{code: exitUsage, err: err}
+			}
+			return err
+		},
+	}
+}
+
+// isFlagError reports whether err comes from parsing the command line (the
+// flag package's and parseWithEnv's messages) rather than from the work.
+func isFlagError(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "flag provided but not defined") ||
+		strings.HasPrefix(msg, "invalid value") ||
+		strings.HasPrefix(msg, "unexpected arguments") ||
+		strings.HasPrefix(msg, "TOKEND_")
+}
