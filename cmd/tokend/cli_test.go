@@ -522,8 +522,8 @@ func TestCLIHelp(t *testing.T) {
 				t.Errorf("%q: summary %q, description %d bytes, example %d bytes", c.CommandPath(), c.Short, len(c.Long), len(c.Example))
 			}
 			args := append(path, "--help")
-			if c.Name() == "serve" {
-				args = []string{"help", "serve"} // serve's own flags answer -help
+			if c.DisableFlagParsing {
+				args = []string{"help", c.Name()} // serve's and recover-root's own flags answer -help
 			}
 			out := ok(t, env, "", args...).stdout
 			firstLine, _, _ := strings.Cut(strings.TrimSpace(c.Long), "\n")
