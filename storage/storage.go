@@ -25,7 +25,24 @@ var (
 	// ErrBadCursor: a ListQuery.After or AuditQuery.After cursor was not
 	// issued by a previous page of the same kind of listing.
 	ErrBadCursor = errors.New("storage: invalid page cursor")
+	// ErrUnavailable: a networked store could not be reached, or did not
+	// answer in time. Nothing was changed by a write that returns it unless
+	// the write is seen committed later (the caller may retry: every write
+	// either refuses a duplicate or is idempotent).
+	ErrUnavailable = errors.New("storage: store unavailable")
 )
+
+// ErrKeyCheckMismatch is returned by RecordKeyCheck when a different check is
+// already recorded under the same key id.
+var ErrKeyCheckMismatch = errors.New("storage: a different key check is recorded under this key id")
+
+// KeyCheck lets a store recognise the hash keys its secrets were hashed under
+// without ever holding a key: KeyID is a short id derived from the key, Check a
+// keyed digest of a fixed label under it.
+type KeyCheck struct {
+	KeyID string
+	Check []byte
+}
 
 // Kind says whom a token is for.
 type Kind uint8
@@ -71,6 +88,10 @@ type Token struct {
 	// equal is refused with ErrHashTaken).
 	PreviousSecretHash []byte
 	PreviousExpireTime time.Time
+	// HashKeyID is the KeyCheck.KeyID of the hash key SecretHash (and
+	// PreviousSecretHash) were computed under; "" for tokens written before
+	// key ids were recorded.
+	HashKeyID string
 }
 
 // Clone returns a deep copy of t.
@@ -166,6 +187,16 @@ type Change struct {
 	Token *Token
 	// ID is the id of the changed token (set for deletes too).
 	ID string
+	// Reset, when true, replaces everything the subscriber holds: Tokens
+	// is then every stored token and ID and Token are unset. A subscriber
+	// applies it as one step, dropping every token it holds that Tokens
+	// lacks, so that no token present before and after is ever missing in
+	// between. A distributed backend sends it when it can no longer
+	// deliver the changes it missed one by one (its change history was
+	// compacted while it was disconnected); a single-process backend never
+	// does.
+	Reset  bool
+	Tokens []*Token
 }
 
 // Store persists tokens and the action catalog. Implementations are safe for
@@ -242,6 +273,16 @@ type Store interface {
 	// Ping reports whether the store can serve reads and writes.
 	Ping(ctx context.Context) error
 
+	// KeyChecks returns the recorded key checks in the order they were
+	// recorded; none for a store that never recorded one.
+	KeyChecks(ctx context.Context) ([]KeyCheck, error)
+
+	// RecordKeyCheck records c unless a check with its KeyID is already
+	// recorded. Recording the same check again does nothing. Returns
+	// ErrKeyCheckMismatch (nothing stored) if a different Check is recorded
+	// under c.KeyID.
+	RecordKeyCheck(ctx context.Context, c KeyCheck) error
+
 	// Close releases the store. Further calls return ErrClosed.
 	Close() error
 }
@@ -250,4 +291,17 @@ type Store interface {
 // key cannot both be in use.
 func NameKey(name string) string {
 	return strings.ToLower(name)
+}
+
+// FeedFreshness is implemented by stores whose change feed can fall behind
+// the committed state (distributed backends, where another replica writes):
+// a reader of the in-memory index uses it to refuse answers from an index
+// that may miss a revocation. A single-process store, whose feed is applied
+// before each write returns, does not implement it.
+type FeedFreshness interface {
+	// FeedConfirmedAt returns the last time the change feed was known to be
+	// complete: every change committed before then has been delivered to
+	// every subscriber. The zero time before the first Subscribe returns.
+	// It is safe to call concurrently and cheap (an atomic load).
+	FeedConfirmedAt() time.Time
 }
