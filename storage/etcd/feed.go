@@ -185,6 +185,12 @@ func (s *Store) Subscribe(ctx context.Context, apply func(storage.Change)) error
 	for _, t := range tokens {
 		apply(storage.Change{ID: t.ID, Token: t})
 	}
+	return s.follow(ctx, apply, rev, start)
+}
+
+// follow starts a feed that delivers the changes committed after rev, the
+// snapshot's revision, read at time start.
+func (s *Store) follow(ctx context.Context, apply func(storage.Change), rev int64, start time.Time) error {
 	sub := &subscriber{apply: apply, applied: rev, advanced: make(chan struct{})}
 	sub.confirmed.Store(start.UnixNano())
 	s.mu.Lock()
@@ -196,12 +202,12 @@ func (s *Store) Subscribe(ctx context.Context, apply func(storage.Change)) error
 	s.feeds.Add(1)
 	s.mu.Unlock()
 	s.updateConfirmed()
-	go s.follow(ctx, sub)
+	go s.run(ctx, sub)
 	return nil
 }
 
-// follow runs a subscriber's feed until ctx is done or the store closes.
-func (s *Store) follow(ctx context.Context, sub *subscriber) {
+// run runs a subscriber's feed until ctx is done or the store closes.
+func (s *Store) run(ctx context.Context, sub *subscriber) {
 	defer s.feeds.Done()
 	defer func() {
 		s.mu.Lock()
@@ -267,10 +273,14 @@ func (s *Store) watch(ctx context.Context, sub *subscriber) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	sub.mu.Lock()
-	next := sub.applied + 1
+	applied := sub.applied
 	sub.mu.Unlock()
 	prefix := s.key(dirTokens)
-	wch := s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+	// The watch starts at the applied revision, not the one after: etcd
+	// answers no progress request while a watch waits for a revision
+	// still to come, which would leave a quiet feed unconfirmed. The
+	// applied revision's own events are skipped below.
+	wch := s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(applied), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 
 	// Progress requests are answered on this watch's stream, which is
 	// the one keyed by wctx's metadata; sent is when the last one went.
@@ -305,7 +315,10 @@ func (s *Store) watch(ctx context.Context, sub *subscriber) error {
 		}
 		if resp.IsProgressNotify() {
 			// Every change up to the header's revision has been sent.
-			sub.advance(resp.Header.Revision)
+			if resp.Header.Revision > applied {
+				applied = resp.Header.Revision
+				sub.advance(applied)
+			}
 			if at := sent.Swap(0); at != 0 {
 				sub.confirmed.Store(at)
 				s.updateConfirmed()
@@ -314,12 +327,18 @@ func (s *Store) watch(ctx context.Context, sub *subscriber) error {
 		}
 		var last int64
 		for _, ev := range resp.Events {
+			if ev.Kv.ModRevision <= applied {
+				continue
+			}
 			if c, ok := s.change(prefix, ev); ok {
 				sub.apply(c)
 			}
 			last = ev.Kv.ModRevision
 		}
-		sub.advance(last)
+		if last > applied {
+			applied = last
+			sub.advance(last)
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -15,6 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/tokend/tokend/storage"
 )
@@ -118,6 +120,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// etcd's client logs every reconnect at warn level; the feed logs
 		// what matters to an operator.
 		Logger: zap.NewNop(),
+		// gRPC's reconnect backoff grows to two minutes; a replica should
+		// notice within a second or two that etcd is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/pkg/v3/traceutil"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -109,7 +110,9 @@ func (s *Server) Compact() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rev := s.e.Server.KV().Rev()
-	if _, err := s.e.Server.KV().Compact(nil, rev); err != nil {
+	done, err := s.e.Server.KV().Compact(traceutil.TODO(), rev)
+	if err != nil {
 		s.t.Fatalf("compact: %v", err)
 	}
+	<-done
 }
