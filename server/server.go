@@ -22,6 +22,7 @@ import (
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
 
@@ -54,6 +55,12 @@ type Config struct {
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 	Logger                                   *slog.Logger // default: text on Stderr
 	Stderr                                   io.Writer    // where the root secret is printed; default os.Stderr
+	// Store, when set, is the store the server uses instead of opening a
+	// bbolt file under DataDir. The server takes ownership and closes it.
+	Store storage.Store
+	// MaxStaleness is service.Config.MaxStaleness: how long introspection
+	// answers from memory while a shared store is unreachable.
+	MaxStaleness time.Duration
 }
 
 // Defaults for Config.
@@ -72,7 +79,7 @@ const (
 // Server is a running tokend.
 type Server struct {
 	log            *slog.Logger
-	store          *bolt.Store
+	store          storage.Store
 	svc            *service.Service
 	grpcServer     *grpc.Server
 	health         *health.Server
@@ -88,7 +95,7 @@ type Server struct {
 // gRPC and HTTP. It returns once both listeners are bound.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg = withDefaults(cfg)
-	s := &Server{log: cfg.Logger, serveErr: make(chan error, 2)}
+	s := &Server{log: cfg.Logger, serveErr: make(chan error, 2), store: cfg.Store}
 	defer func() {
 		if err != nil {
 			s.close(context.WithoutCancel(ctx))
@@ -106,8 +113,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
-		return nil, err
+	if s.store == nil {
+		b, err := bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.store = b
 	}
 	begin := time.Now()
 	s.svc, err = service.New(ctx, service.Config{
@@ -119,6 +130,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:      cfg.Logger,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
+		MaxStaleness:     cfg.MaxStaleness,
 	})
 	if err != nil {
 		return nil, err

@@ -50,7 +50,17 @@ type Config struct {
 	// minute; negative disables damping.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// MaxStaleness is how far behind the store the in-memory index may be
+	// known to be before introspection fails closed (Unavailable) rather
+	// than answer from it: a replica cut off from a shared store must not
+	// accept a token another replica revoked. It applies only to a store
+	// whose feed can fall behind (storage.FeedFreshness); default
+	// DefaultMaxStaleness, negative never fails closed.
+	MaxStaleness time.Duration
 }
+
+// DefaultMaxStaleness is Config.MaxStaleness when unset.
+const DefaultMaxStaleness = 30 * time.Second
 
 // Service implements tokendv1.TokenServiceServer.
 type Service struct {
@@ -67,6 +77,11 @@ type Service struct {
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
+
+	// feed is the store's freshness when it can fall behind, else nil;
+	// maxStale is Config.MaxStaleness in nanoseconds (0: never stale).
+	feed     storage.FeedFreshness
+	maxStale int64
 }
 
 // New builds a Service and loads every stored token into its in-memory
@@ -125,6 +140,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.failures = newFailureLimiter(limit, window)
 	}
+	if f, ok := cfg.Store.(storage.FeedFreshness); ok {
+		s.feed = f
+		if cfg.MaxStaleness == 0 {
+			cfg.MaxStaleness = DefaultMaxStaleness
+		}
+		s.maxStale = max(int64(cfg.MaxStaleness), 0)
+	}
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
 		stop()
@@ -140,8 +162,33 @@ func (s *Service) Lifespans() []time.Duration { return slices.Clone(s.lifespans)
 // TokenCount returns the number of tokens in the in-memory index.
 func (s *Service) TokenCount() int { return s.index.size() }
 
-// Ready reports whether the service can serve writes: its store answers.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ready reports whether the service can serve: its store answers, and its
+// index is not staler than Config.MaxStaleness.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	if s.stale(s.now()) {
+		return fmt.Errorf("token index not confirmed current for %s (more than the allowed %s)", s.IndexStaleness().Round(time.Millisecond), time.Duration(s.maxStale))
+	}
+	return nil
+}
+
+// IndexStaleness returns how long ago the in-memory index was last known to
+// hold every change committed to the store: 0 for a store whose changes are
+// applied before each write returns.
+func (s *Service) IndexStaleness() time.Duration {
+	if s.feed == nil {
+		return 0
+	}
+	return max(s.now().Sub(s.feed.FeedConfirmedAt()), 0)
+}
+
+// stale reports whether, at now, the index may be further behind the store
+// than allowed. It is on the introspection hot path: one atomic load.
+func (s *Service) stale(now time.Time) bool {
+	return s.maxStale > 0 && now.UnixNano()-s.feed.FeedConfirmedAt().UnixNano() > s.maxStale
+}
 
 // Close flushes pending last-use times and stops following the change feed.
 // It does not close the store.

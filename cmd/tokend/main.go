@@ -46,8 +46,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	switch args[0] {
 	case "serve":
-		cfg, shutdownTimeout, err := parseServeFlags(args[1:], getenv, stderr)
+		cfg, shutdownTimeout, store, err := parseServeFlags(args[1:], getenv, stderr)
 		if err != nil {
+			return err
+		}
+		if cfg.Store, err = store.open(ctx, cfg.Logger); err != nil {
 			return err
 		}
 		return serve(ctx, cfg, shutdownTimeout)
@@ -84,7 +87,7 @@ func serve(ctx context.Context, cfg server.Config, shutdownTimeout time.Duration
 
 // parseServeFlags turns flags and their TOKEND_* environment twins into a
 // server configuration. A flag on the command line wins over its twin.
-func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (server.Config, time.Duration, error) {
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (server.Config, time.Duration, *storeFlags, error) {
 	fs := flag.NewFlagSet("tokend serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -113,6 +116,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "how long in-flight requests may finish on SIGINT/SIGTERM (`duration`)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "`level`: debug, info, warn or error (info logs one line per request)")
 	fs.StringVar(&logFormat, "log-format", logFormat, "`format`: text or json")
+	store := addStoreFlags(fs)
+	fs.DurationVar(&cfg.MaxStaleness, "max-staleness", service.DefaultMaxStaleness, "with -store etcd: how long introspection answers from memory while etcd is unreachable before failing closed with 503/Unavailable (`duration`)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: tokend serve [flags]\n\nEach flag can also be set with the environment variable named in brackets.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -125,10 +130,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		})
 	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, 0, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return cfg, 0, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -141,21 +146,24 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		}
 	})
 	if envErr != nil {
-		return cfg, 0, envErr
+		return cfg, 0, nil, envErr
 	}
 	var err error
 	if cfg.Lifespans, err = parseLifespans(lifespans); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {
-		return cfg, 0, errors.New("-flush-interval must be positive")
+		return cfg, 0, nil, errors.New("-flush-interval must be positive")
 	}
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	cfg.Stderr = stderr
-	return cfg, shutdownTimeout, nil
+	if err := store.check(cfg.HashKeyFile); err != nil {
+		return cfg, 0, nil, err
+	}
+	return cfg, shutdownTimeout, store, nil
 }
 
 // envName is the environment twin of a flag: grpc-addr → TOKEND_GRPC_ADDR.
