@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if s.store == nil {
-		b, err := bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{})
+		b, err := bolt.Open(DatabasePath(cfg.DataDir), bolt.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -208,6 +208,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.log.Info("serving", slog.String("grpc", s.grpcLis.Addr().String()), slog.String("http", s.httpLis.Addr().String()))
 	return s, nil
 }
+
+// DatabasePath returns the bbolt file the server keeps under dataDir.
+func DatabasePath(dataDir string) string { return filepath.Join(dataDir, databaseFile) }
 
 func withDefaults(cfg Config) Config {
 	if cfg.GRPCAddr == "" {

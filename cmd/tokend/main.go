@@ -22,6 +22,7 @@ const usage = `tokend: a central API-token service.
 
 Usage:
   tokend serve [flags]   run the gRPC and HTTP servers (tokend serve -help lists the flags)
+  tokend migrate [flags] copy a stopped bbolt store into an empty etcd prefix (tokend migrate -help)
   tokend help            show this text
 `
 
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		return serve(ctx, cfg, shutdownTimeout)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -264,3 +264,82 @@ func tryCall(p *proc, method, path, secret string, body any) (int, map[string]an
 	resp.Body.Close()
 	return resp.StatusCode, nil, nil
 }
+
+// TestMigrate grows a one-node bbolt tokend into an etcd one: migrate
+// copies the stopped store, refuses to copy into a prefix that holds data,
+// and a replica started on the copy serves the same tokens and secrets
+// without bootstrapping again.
+func TestMigrate(t *testing.T) {
+	srv := etcdtest.Start(t)
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	rootFile := filepath.Join(dir, "root")
+	p := startTokend(t, tokendEnv(), "serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-data-dir", dataDir, "-root-token-file", rootFile, "-flush-interval", "50ms")
+	data, err := os.ReadFile(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(data))
+	p.ok(t, "POST", "/v1/actions:register", root, map[string]any{"actions": []map[string]string{{"id": "api::a.a.find", "description": "find"}}})
+	v := p.ok(t, "POST", "/v1/tokens", root, map[string]any{"name": "moved", "type": "TOKEN_TYPE_CUSTOM", "permissions": []string{"api::a.a.find"}})
+	secret, id := get(v, "secret"), get(v, "token", "id")
+	p.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret})
+	before := p.tokensByID(t, root)
+	eventsBefore := auditCount(t, p, root)
+	if eventsBefore < 3 {
+		t.Fatalf("%d audit events before migration, want at least bootstrap, register and create", eventsBefore)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("tokend exited %d", code)
+	}
+	if before[id]["lastUsedTime"] == nil {
+		t.Fatal("the last use was not flushed on shutdown")
+	}
+
+	migrateArgs := []string{"migrate", "-data-dir", dataDir, "-etcd-endpoints", srv.Endpoint(), "-etcd-prefix", "/migrated/"}
+	m := launch(t, tokendEnv(), migrateArgs...)
+	if code := m.wait(t); code != 0 {
+		t.Fatalf("migrate exited %d:\n%s", code, m.stderrText())
+	}
+	if !strings.Contains(m.stderrText(), "verified") {
+		t.Fatalf("migrate output: %s", m.stderrText())
+	}
+	again := launch(t, tokendEnv(), migrateArgs...)
+	if code := again.wait(t); code == 0 || !strings.Contains(again.stderrText(), "already holds data") {
+		t.Fatalf("second migrate into the same prefix exited %d: %s", code, again.stderrText())
+	}
+
+	e := startTokend(t, tokendEnv(), "serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-data-dir", filepath.Join(dir, "replica"), "-root-token-file", filepath.Join(dir, "root2"),
+		"-store", "etcd", "-etcd-endpoints", srv.Endpoint(), "-etcd-prefix", "/migrated/",
+		"-hash-key-file", filepath.Join(dataDir, "hash.key"))
+	if _, err := os.Stat(filepath.Join(dir, "root2")); err == nil {
+		t.Fatal("the replica on the migrated prefix bootstrapped again")
+	}
+	after := e.tokensByID(t, root)
+	if len(after) != len(before) {
+		t.Fatalf("%d tokens after migration, %d before", len(after), len(before))
+	}
+	for tid, tok := range before {
+		for _, field := range []string{"name", "type", "createTime", "updateTime", "lastUsedTime", "secretHint"} {
+			if fmt.Sprint(after[tid][field]) != fmt.Sprint(tok[field]) {
+				t.Errorf("token %s: %s %v after migration, %v before", tid, field, after[tid][field], tok[field])
+			}
+		}
+	}
+	if v := e.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret, "actions": []string{"api::a.a.find"}}); v["active"] != true || v["allowed"] != true {
+		t.Fatalf("the migrated token introspects %v", v)
+	}
+	if got := auditCount(t, e, root); got != eventsBefore {
+		t.Fatalf("%d audit events after migration, %d before", got, eventsBefore)
+	}
+}
+
+// auditCount counts the audit events a replica lists (up to 1000).
+func auditCount(t *testing.T, p *proc, root string) int {
+	t.Helper()
+	v := p.ok(t, "GET", "/v1/auditEvents?page_size=1000", root, nil)
+	events, _ := v["auditEvents"].([]any)
+	return len(events)
+}
