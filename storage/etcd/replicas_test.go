@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/storage"
+	"github.com/tokend/tokend/storage/etcd"
 	"github.com/tokend/tokend/storage/etcd/etcdtest"
 )
 
@@ -343,4 +344,46 @@ func TestTwoReplicas(t *testing.T) {
 			t.Fatalf("the same token under another prefix: %v", err)
 		}
 	})
+}
+
+// TestClusterMemberDown: with three etcd members, stopping one changes
+// nothing for a store given every endpoint: writes succeed, and its feed
+// keeps delivering and stays confirmed.
+func TestClusterMemberDown(t *testing.T) {
+	members := etcdtest.StartCluster(t, 3)
+	var endpoints []string
+	for _, m := range members {
+		endpoints = append(endpoints, m.Endpoint())
+	}
+	open := func() *etcd.Store {
+		s, err := etcd.Open(context.Background(), etcd.Config{
+			Endpoints: endpoints, Prefix: "/cluster/", RequestTimeout: 5 * time.Second, ProgressInterval: 20 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	fb := subscribe(t, b)
+	members[0].Stop()
+	stopped := time.Now()
+	for i := range 5 {
+		tok := token(fmt.Sprintf("after member stop %d", i))
+		if err := a.CreateToken(ctx, tok, nil); err != nil {
+			t.Fatalf("create %d with one member down: %v", i, err)
+		}
+		fb.waitFor(t, tok.ID, func(m map[string]*storage.Token) bool { return m[tok.ID] != nil })
+	}
+	for !b.FeedConfirmedAt().After(stopped) {
+		if time.Since(stopped) > 20*time.Second {
+			t.Fatalf("feed not confirmed since the member stopped (last %v)", b.FeedConfirmedAt())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Fatalf("Ping with one member down: %v", err)
+	}
 }

@@ -9,7 +9,9 @@ package etcdtest
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +24,9 @@ import (
 type Server struct {
 	t   testing.TB
 	dir string
+	// name and cluster are the member's name and the initial cluster
+	// (name=peerURL,...); cluster is empty for a single member.
+	name, cluster string
 
 	mu     sync.Mutex
 	e      *embed.Etcd
@@ -32,7 +37,7 @@ type Server struct {
 // Start starts a single-member etcd cluster that stops when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir()}
+	s := &Server{t: t, dir: t.TempDir(), name: "tokend-test"}
 	s.client, _ = url.Parse("http://127.0.0.1:0")
 	s.peer, _ = url.Parse("http://127.0.0.1:0")
 	if err := s.start(); err != nil {
@@ -42,9 +47,50 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartCluster starts an n-member etcd cluster that stops when t ends.
+// Its members' peer ports must be known before any starts, so they are
+// ports the kernel handed out and the test released just before.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	members := make([]*Server, n)
+	var initial []string
+	for i := range members {
+		s := &Server{t: t, dir: t.TempDir(), name: fmt.Sprintf("member%d", i)}
+		s.client, _ = url.Parse("http://127.0.0.1:0")
+		s.peer, _ = url.Parse("http://" + freePort(t))
+		initial = append(initial, s.name+"="+s.peer.String())
+		members[i] = s
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, s := range members {
+		s.cluster = strings.Join(initial, ",")
+		t.Cleanup(s.Stop)
+		wg.Go(func() { errs[i] = s.start() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start etcd member %d: %v", i, err)
+		}
+	}
+	return members
+}
+
+// freePort returns a loopback address with a port nothing listens on.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func (s *Server) start() error {
 	cfg := embed.NewConfig()
-	cfg.Name = "tokend-test"
+	cfg.Name = s.name
 	cfg.Dir = s.dir
 	cfg.LogLevel = "fatal"
 	cfg.UnsafeNoFsync = true
@@ -52,10 +98,14 @@ func (s *Server) start() error {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*s.client}, []url.URL{*s.client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*s.peer}, []url.URL{*s.peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if s.cluster != "" {
+		cfg.InitialCluster = s.cluster
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return err
 	}
+	// Members of a new cluster wait for each other here.
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
