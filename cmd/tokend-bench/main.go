@@ -49,6 +49,7 @@ type config struct {
 	cpuProfile    string
 	memProfile    string
 	verbose       bool
+	etcdEndpoints string
 }
 
 // remote reports whether the target is a running server.
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles (client and in-process server together) to files named `prefix`-<call>-<round>.pprof, one per measurement, or prefix-startup.pprof")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to `file` while the server runs: after the rounds, or after the first start with -startup-tokens")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every measurement as it ends")
+	fs.StringVar(&cfg.etcdEndpoints, "etcd-endpoints", "", "run the in-process server on the etcd at these client `URLs` (comma-separated) instead of a bbolt file, under a fresh prefix")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -129,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-creates and -startup-tokens must not be negative")
 	case cfg.serverLog != "discard" && cfg.serverLog != "off" && cfg.serverLog != "stderr":
 		return cfg, fmt.Errorf("-server-log %q: want discard, off or stderr", cfg.serverLog)
+	case cfg.etcdEndpoints != "" && (cfg.seedDirect || cfg.startupTokens > 0 || cfg.remote()):
+		return cfg, errors.New("-etcd-endpoints runs an in-process server seeded through the API: not with -seed-direct, -startup-tokens or a running server")
 	}
 	if cfg.remote() {
 		switch {

@@ -17,6 +17,7 @@ import (
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/storage/etcd"
 )
 
 // target is a server under measurement and what the load presents to it.
@@ -127,6 +128,17 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 		}
 		fmt.Fprintf(out, "seeded %d tokens directly (%d through the API) in %v\n", cfg.tokens, len(secrets), time.Since(begin).Round(time.Millisecond))
 		freeMemory()
+	}
+	if cfg.etcdEndpoints != "" {
+		// A fresh prefix per run: the store starts empty, as a data dir does.
+		store, err := etcd.Open(ctx, etcd.Config{
+			Endpoints: strings.Split(cfg.etcdEndpoints, ","),
+			Prefix:    fmt.Sprintf("/tokend-bench/%d/", time.Now().UnixNano()),
+		})
+		if err != nil {
+			return nil, err
+		}
+		scfg.Store = store
 	}
 	begin := time.Now()
 	srv, err := server.Start(ctx, scfg)

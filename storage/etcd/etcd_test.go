@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -13,13 +14,18 @@ import (
 	"github.com/tokend/tokend/storage/storagetest"
 )
 
+// openStore opens a store on the etcd at endpoint under prefix.
+func openStore(endpoint, prefix string) (*etcd.Store, error) {
+	return etcd.Open(context.Background(), etcd.Config{
+		Endpoints: []string{endpoint}, Prefix: prefix,
+		RequestTimeout: 5 * time.Second, ProgressInterval: 20 * time.Millisecond,
+	})
+}
+
 // open opens a store on srv under prefix, closed when t ends.
 func open(t *testing.T, srv *etcdtest.Server, prefix string) *etcd.Store {
 	t.Helper()
-	s, err := etcd.Open(context.Background(), etcd.Config{
-		Endpoints: []string{srv.Endpoint()}, Prefix: prefix,
-		RequestTimeout: 5 * time.Second, ProgressInterval: 20 * time.Millisecond,
-	})
+	s, err := openStore(srv.Endpoint(), prefix)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -39,5 +45,47 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		n++
 		return open(t, srv, fmt.Sprintf("/conformance/%d/", n))
+	})
+}
+
+// TestExternalEtcd runs the conformance suite, and checks that the change
+// feed gets confirmed, against the etcd at $TOKEND_TEST_ETCD_ENDPOINT under
+// fresh prefixes: how the store is checked against other etcd versions than
+// the embedded one, e.g. Debian's etcd-server 3.4.
+func TestExternalEtcd(t *testing.T) {
+	endpoint := os.Getenv("TOKEND_TEST_ETCD_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("SKIPPED: TOKEND_TEST_ETCD_ENDPOINT is not set, so the store was checked against the embedded etcd only")
+	}
+	run := time.Now().UnixNano()
+	n := 0
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		n++
+		s, err := openStore(endpoint, fmt.Sprintf("/tokend-test/%d/%d/", run, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+	t.Run("FeedConfirmed", func(t *testing.T) {
+		s, err := openStore(endpoint, fmt.Sprintf("/tokend-test/%d/feed/", run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := s.Subscribe(ctx, func(storage.Change) {}); err != nil {
+			t.Fatal(err)
+		}
+		// A quiet feed is confirmed by answered progress requests.
+		since := time.Now()
+		for !s.FeedConfirmedAt().After(since) {
+			if time.Since(since) > 10*time.Second {
+				t.Fatal("a quiet feed was never confirmed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	})
 }

@@ -314,11 +314,11 @@ func (s *Store) watch(ctx context.Context, sub *subscriber) error {
 			return errors.New("watch canceled by the server")
 		}
 		if resp.IsProgressNotify() {
-			// Every change up to the header's revision has been sent.
-			if resp.Header.Revision > applied {
-				applied = resp.Header.Revision
-				sub.advance(applied)
-			}
+			// Every change up to the header's revision has been sent, so
+			// the feed was complete when the request went out. The
+			// revision itself is not taken as applied: etcd before 3.4.24
+			// and 3.5.8 can send a progress notification ahead of events
+			// it covers, which would then be skipped as already seen.
 			if at := sent.Swap(0); at != 0 {
 				sub.confirmed.Store(at)
 				s.updateConfirmed()
