@@ -27,6 +27,7 @@ type target struct {
 	secrets            []string // API token secrets the load introspects
 	created            []string // ids of tokens to delete at the end (running server)
 	srv                *server.Server
+	etcd               *etcd.Config // the in-process server's etcd store, nil for bbolt
 }
 
 // checkLoopback refuses an address that is not on the loopback interface:
@@ -129,12 +130,14 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 		fmt.Fprintf(out, "seeded %d tokens directly (%d through the API) in %v\n", cfg.tokens, len(secrets), time.Since(begin).Round(time.Millisecond))
 		freeMemory()
 	}
+	var ecfg *etcd.Config
 	if cfg.etcdEndpoints != "" {
 		// A fresh prefix per run: the store starts empty, as a data dir does.
-		store, err := etcd.Open(ctx, etcd.Config{
+		ecfg = &etcd.Config{
 			Endpoints: strings.Split(cfg.etcdEndpoints, ","),
 			Prefix:    fmt.Sprintf("/tokend-bench/%d/", time.Now().UnixNano()),
-		})
+		}
+		store, err := etcd.Open(ctx, *ecfg)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +148,7 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 	if err != nil {
 		return nil, err
 	}
-	t := &target{grpcAddr: srv.GRPCAddr().String(), httpAddr: srv.HTTPAddr().String(), srv: srv, admin: admin, secrets: secrets}
+	t := &target{grpcAddr: srv.GRPCAddr().String(), httpAddr: srv.HTTPAddr().String(), srv: srv, admin: admin, secrets: secrets, etcd: ecfg}
 	fmt.Fprintf(out, "server started in %v with %d tokens\n", time.Since(begin).Round(time.Millisecond), srv.Service().TokenCount())
 	if !cfg.seedDirect {
 		if t.admin, err = rootToken(scfg); err != nil {
