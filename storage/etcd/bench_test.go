@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -12,12 +13,15 @@ import (
 	"github.com/tokend/tokend/storage/etcd/etcdtest"
 )
 
+// The benchmarks run on an embedded etcd (no fsync), or on the etcd at
+// $TOKEND_TEST_ETCD_ENDPOINT (a real one, with fsync) under a fresh prefix.
+
 // BenchmarkPropagation measures, between two stores on one etcd (two
 // replicas), the time from a create acknowledged by one to its arrival in
 // the other's change feed, and reports its median and 99th percentile.
 func BenchmarkPropagation(b *testing.B) {
-	srv := etcdtest.Start(b)
-	a, r := openB(b, srv), openB(b, srv)
+	endpoint, prefix := benchEtcd(b)
+	a, r := openB(b, endpoint, prefix), openB(b, endpoint, prefix)
 	var (
 		mu      sync.Mutex
 		arrived = make(map[string]time.Time)
@@ -63,8 +67,8 @@ func BenchmarkPropagation(b *testing.B) {
 
 // BenchmarkCreate measures CreateToken on one store, one call at a time.
 func BenchmarkCreate(b *testing.B) {
-	srv := etcdtest.Start(b)
-	s := openB(b, srv)
+	endpoint, prefix := benchEtcd(b)
+	s := openB(b, endpoint, prefix)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
@@ -74,9 +78,18 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
-func openB(b *testing.B, srv *etcdtest.Server) storage.Store {
+// benchEtcd returns the endpoint and a fresh prefix to benchmark on.
+func benchEtcd(b *testing.B) (endpoint, prefix string) {
+	prefix = fmt.Sprintf("/tokend-bench/%s/%d/", b.Name(), time.Now().UnixNano())
+	if ep := os.Getenv("TOKEND_TEST_ETCD_ENDPOINT"); ep != "" {
+		return ep, prefix
+	}
+	return etcdtest.Start(b).Endpoint(), prefix
+}
+
+func openB(b *testing.B, endpoint, prefix string) storage.Store {
 	b.Helper()
-	s, err := openStore(srv.Endpoint(), "/bench/")
+	s, err := openStore(endpoint, prefix)
 	if err != nil {
 		b.Fatal(err)
 	}
