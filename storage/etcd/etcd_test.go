@@ -89,3 +89,36 @@ func TestExternalEtcd(t *testing.T) {
 		}
 	})
 }
+
+func TestKeyChecks(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, b := open(t, srv, "/keys/"), open(t, srv, "/keys/")
+	ctx := context.Background()
+	if got, err := a.KeyChecks(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("KeyChecks of a fresh prefix = %v, %v; want none", got, err)
+	}
+	first := storage.KeyCheck{KeyID: "k1", Check: []byte{1, 2, 3}}
+	second := storage.KeyCheck{KeyID: "k0", Check: []byte{4, 5, 6}} // sorts before k1: order is recording order
+	for _, step := range []struct {
+		name  string
+		store storage.Store
+		c     storage.KeyCheck
+		want  error
+	}{
+		{"Record", a, first, nil},
+		{"SameAgainOtherReplica", b, first, nil},
+		{"Second", b, second, nil},
+		{"Mismatch", a, storage.KeyCheck{KeyID: "k1", Check: []byte{9}}, storage.ErrKeyCheckMismatch},
+	} {
+		if err := step.store.RecordKeyCheck(ctx, step.c); !errors.Is(err, step.want) {
+			t.Fatalf("%s: RecordKeyCheck = %v, want %v", step.name, err, step.want)
+		}
+	}
+	got, err := b.KeyChecks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].KeyID != "k1" || string(got[0].Check) != "\x01\x02\x03" || got[1].KeyID != "k0" {
+		t.Fatalf("KeyChecks = %+v, want k1 then k0 as recorded", got)
+	}
+}
