@@ -18,5 +18,15 @@
 // and their IDs come from the transaction's etcd revision, so ordering IDs
 // orders events by commit across replicas.
 //
+// Failure: every call to etcd is bounded by Config.RequestTimeout and fails
+// with storage.ErrUnavailable when etcd does not answer, so a write either
+// commits or changes nothing. The feed survives outages by itself: a broken
+// watch is reopened where it stopped, and one that fell behind etcd's
+// compaction is replaced by a fresh snapshot, delivered as one Reset change.
+// The store implements storage.FeedFreshness: it asks etcd for progress
+// notifications every Config.ProgressInterval, so a reader can tell a quiet
+// feed from a cut-off one and refuse to answer from an index that may miss a
+// revocation.
+//
 // A Store is safe for concurrent use.
 package etcd

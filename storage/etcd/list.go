@@ -99,7 +99,7 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 			if err != nil {
 				return nil, fmt.Errorf("%s: token %q: %w", op, kv.Value, err)
 			}
-			if !matches(t, q) {
+			if !q.Matches(t) {
 				continue
 			}
 			if len(page.Tokens) == q.Limit {
@@ -114,18 +114,4 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 		}
 		from = string(idx.Kvs[len(idx.Kvs)-1].Key) + "\x00"
 	}
-}
-
-// matches applies q's filters to t.
-func matches(t *storage.Token, q storage.ListQuery) bool {
-	if q.Kind != 0 && t.Kind != q.Kind {
-		return false
-	}
-	if q.Type != 0 && t.Type != q.Type {
-		return false
-	}
-	if !q.ExpireBefore.IsZero() && (t.ExpireTime.IsZero() || !t.ExpireTime.Before(q.ExpireBefore)) {
-		return false
-	}
-	return true
 }

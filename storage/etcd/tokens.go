@@ -1,10 +1,8 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,24 +10,6 @@ import (
 
 	"github.com/tokend/tokend/storage"
 )
-
-// checkToken rejects a token that cannot be keyed.
-func checkToken(t *storage.Token) error {
-	switch {
-	case t == nil:
-		return errors.New("nil token")
-	case t.ID == "":
-		return errors.New("empty token id")
-	case t.Name == "":
-		return fmt.Errorf("token %q: empty name", t.ID)
-	case len(t.SecretHash) == 0:
-		return fmt.Errorf("token %q: empty secret hash", t.ID)
-	case bytes.Equal(t.SecretHash, t.PreviousSecretHash):
-		// One index entry cannot stand for both.
-		return fmt.Errorf("token %q: previous secret hash equals the current one: %w", t.ID, storage.ErrHashTaken)
-	}
-	return nil
-}
 
 // hashKeys returns the hash-index keys of t: the current hash and the
 // previous one if any.
@@ -59,7 +39,7 @@ type insert struct {
 }
 
 func (s *Store) insertOps(t *storage.Token) (*insert, error) {
-	if err := checkToken(t); err != nil {
+	if err := storage.CheckKeys(t); err != nil {
 		return nil, err
 	}
 	rec, err := encodeToken(t)
@@ -208,7 +188,7 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 			return nil, err
 		}
 		t.ID, t.CreateTime = old.ID, old.CreateTime
-		if err := checkToken(t); err != nil {
+		if err := storage.CheckKeys(t); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		rec, err := encodeToken(t)
