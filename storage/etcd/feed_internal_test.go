@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +195,28 @@ func waitConfirmedAfter(t *testing.T, s *Store, t0 time.Time) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ctx := context.Background()
+	t.Run("NewerSchema", func(t *testing.T) {
+		s := openStore(t, srv, time.Second)
+		if _, err := s.cli.Put(ctx, s.key(keySchemaVersion), "99"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(ctx, Config{Endpoints: []string{srv.Endpoint()}, Prefix: "/feed/"})
+		if err == nil || !strings.Contains(err.Error(), "newer tokend") {
+			t.Fatalf("Open on a prefix of schema version 99 = %v, want a refusal naming a newer tokend", err)
+		}
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		other := etcdtest.Start(t)
+		endpoint := other.Endpoint()
+		other.Stop()
+		_, err := Open(ctx, Config{Endpoints: []string{endpoint}, DialTimeout: 200 * time.Millisecond, RequestTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), endpoint) {
+			t.Fatalf("Open on a stopped etcd = %v, want ErrUnavailable naming %s", err, endpoint)
+		}
+	})
 }
