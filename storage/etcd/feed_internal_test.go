@@ -220,3 +220,28 @@ func TestOpenRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestEmptyBootstrapDoesNotWait: a bootstrap without tokens changes no
+// token, so it must not wait for the feed to deliver one.
+func TestEmptyBootstrapDoesNotWait(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := openStore(t, srv, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Subscribe(ctx, func(storage.Change) {}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Bootstrap(ctx, nil, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // half the request timeout
+		t.Fatal("an empty bootstrap waited for the change feed")
+	}
+}

@@ -436,6 +436,13 @@ func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token, audit *s
 		}
 		return false, fmt.Errorf("%s: %w", op, conflict(resp, 1, what))
 	}
+	if len(tokens) == 0 {
+		// No token changed: the feed has nothing to deliver to wait for.
+		if audit != nil {
+			audit.ID = auditID(resp.Header.Revision)
+		}
+		return true, nil
+	}
 	s.committed(ctx, resp, audit, auditOps)
 	return true, nil
 }
