@@ -18,9 +18,12 @@ import (
 // side: reading every token at one revision and handing each to the feed.
 // It stores $TOKEND_BENCH_TOKENS tokens (default 10^5) first, in batches
 // written straight to etcd, on an embedded etcd or the one at
-// $TOKEND_TEST_ETCD_ENDPOINT.
+// $TOKEND_TEST_ETCD_ENDPOINT. With -short it stores 10^3.
 func BenchmarkSubscribe(b *testing.B) {
 	n := 100_000
+	if testing.Short() {
+		n = 1000
+	}
 	if v, err := strconv.Atoi(os.Getenv("TOKEND_BENCH_TOKENS")); err == nil && v > 0 {
 		n = v
 	}
