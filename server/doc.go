@@ -1,4 +1,5 @@
-// Package server runs tokend: it opens the store and the hash key, builds the
+// Package server runs tokend: it opens the store (a bbolt file under the data
+// directory, unless Config.Store hands it another) and the hash key, builds the
 // service, bootstraps a new store, and serves gRPC (with server reflection
 // and grpc.health.v1) and HTTP (the REST gateway under /v1/, /healthz,
 // /readyz, /metrics and /openapi.json) until it is shut down, which it does

@@ -95,6 +95,9 @@ func (m *metrics) write(w io.Writer) {
 		counts[id] += 0 // the key file's keys show even when unused
 	}
 	writeHashKeyMetric(w, counts)
+	fmt.Fprintln(w, "# HELP tokend_index_staleness_seconds How long ago the introspection index was last known to hold every committed change (0 for a local store).")
+	fmt.Fprintln(w, "# TYPE tokend_index_staleness_seconds gauge")
+	fmt.Fprintf(w, "tokend_index_staleness_seconds %g\n", m.svc.IndexStaleness().Seconds())
 	fmt.Fprintln(w, "# HELP tokend_uptime_seconds Time since the server started.")
 	fmt.Fprintln(w, "# TYPE tokend_uptime_seconds gauge")
 	fmt.Fprintf(w, "tokend_uptime_seconds %g\n", time.Since(m.start).Seconds())

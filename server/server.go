@@ -75,6 +75,12 @@ type Config struct {
 
 	Logger *slog.Logger // default: text on Stderr
 	Stderr io.Writer    // where the root secret is printed; default os.Stderr
+	// Store, when set, is the store the server uses instead of opening a
+	// bbolt file under DataDir. The server takes ownership and closes it.
+	Store storage.Store
+	// MaxStaleness is service.Config.MaxStaleness: how long introspection
+	// answers from memory while a shared store is unreachable.
+	MaxStaleness time.Duration
 }
 
 // Defaults for Config.
@@ -95,7 +101,7 @@ const (
 // Server is a running tokend.
 type Server struct {
 	log            *slog.Logger
-	store          *bolt.Store
+	store          storage.Store
 	svc            *service.Service
 	grpcServer     *grpc.Server
 	health         *health.Server
@@ -113,7 +119,7 @@ type Server struct {
 // gRPC and HTTP. It returns once both listeners are bound.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg = withDefaults(cfg)
-	s := &Server{log: cfg.Logger, serveErr: make(chan error, 2)}
+	s := &Server{log: cfg.Logger, serveErr: make(chan error, 2), store: cfg.Store}
 	defer func() {
 		if err != nil {
 			s.close(context.WithoutCancel(ctx))
@@ -134,8 +140,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
-		return nil, err
+	if s.store == nil {
+		b, err := bolt.Open(DatabasePath(cfg.DataDir), bolt.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.store = b
 	}
 	if keys, err = openHashKeys(ctx, s.store, cfg.HashKeyFile, keys); err != nil {
 		return nil, err
@@ -151,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
 		MaxActions:       cfg.MaxActions,
+		MaxStaleness:     cfg.MaxStaleness,
 	})
 	if err != nil {
 		return nil, err
@@ -257,6 +268,9 @@ func warnPlaintext(log *slog.Logger, addrs ...net.Addr) {
 			"set -tls-cert and -tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy", slog.String("addr", a.String()))
 	}
 }
+
+// DatabasePath returns the bbolt file the server keeps under dataDir.
+func DatabasePath(dataDir string) string { return filepath.Join(dataDir, databaseFile) }
 
 func withDefaults(cfg Config) Config {
 	if cfg.GRPCAddr == "" {

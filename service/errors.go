@@ -89,6 +89,11 @@ func (s *Service) toStatus(ctx context.Context, op string, err error) error {
 		return st.Err()
 	case errors.Is(err, storage.ErrBadCursor):
 		return invalidField("page_token", "is not a page token of this listing")
+	case errors.Is(err, storage.ErrUnavailable):
+		// Before the context cases: a store that timed out wraps the
+		// deadline too, and the caller should hear that the store is down.
+		s.log.WarnContext(ctx, "store unavailable", slog.String("op", op), slog.Any("error", err))
+		return status.Error(codes.Unavailable, "store unavailable")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):

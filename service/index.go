@@ -222,9 +222,32 @@ func (ix *index) size() int {
 // apply brings the index up to date with one committed change. The old hash
 // is removed before apply returns, so a regenerated or deleted secret is dead
 // from then on.
+//
+// A Reset change replaces the whole index in one step under the index lock:
+// every token it holds is linked as a new version first, then the tokens it
+// lacks are dropped, so a token present before and after never misses a
+// lookup in between.
 func (ix *index) apply(c storage.Change) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if !c.Reset {
+		ix.applyLocked(c)
+		return
+	}
+	keep := make(map[string]bool, len(c.Tokens))
+	for _, t := range c.Tokens {
+		keep[t.ID] = true
+		ix.applyLocked(storage.Change{ID: t.ID, Token: t})
+	}
+	for id := range ix.byID {
+		if !keep[id] {
+			ix.applyLocked(storage.Change{ID: id})
+		}
+	}
+}
+
+// applyLocked applies one token's change; the caller holds ix.mu.
+func (ix *index) applyLocked(c storage.Change) {
 	old := ix.byID[c.ID]
 	// Link the new version before unlinking the old one, so a lookup of an
 	// unchanged secret never falls into a gap between the two.

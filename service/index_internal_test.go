@@ -75,3 +75,50 @@ func TestIndexHashPrefixCollisions(t *testing.T) {
 		t.Errorf("shard not empty after every delete: %d in map, %d collided", len(s.byHash), len(s.collided))
 	}
 }
+
+// TestIndexReset: a Reset change leaves exactly its tokens in the index,
+// keeps the last-use time of the tokens it keeps, and drops the others.
+func TestIndexReset(t *testing.T) {
+	tok := func(id string, hashByte byte) *storage.Token {
+		var h secretHash
+		h[0], h[31] = hashByte, hashByte
+		return &storage.Token{ID: id, Name: id, Kind: storage.KindAPI, Type: storage.TypeReadOnly, SecretHash: h[:]}
+	}
+	hash := func(t *storage.Token) *secretHash { return (*secretHash)(t.SecretHash) }
+	ix := newIndex()
+	kept, dropped, moved := tok("kept", 1), tok("dropped", 2), tok("moved", 3)
+	for _, x := range []*storage.Token{kept, dropped, moved} {
+		ix.apply(storage.Change{ID: x.ID, Token: x})
+	}
+	ix.byTokenID("kept").usage.lastUsed.Store(42)
+	movedNow, added := tok("moved", 4), tok("added", 5)
+	ix.apply(storage.Change{Reset: true, Tokens: []*storage.Token{kept, movedNow, added}})
+
+	for _, tc := range []struct {
+		name string
+		hash *secretHash
+		want string
+	}{
+		{"Kept", hash(kept), "kept"},
+		{"Dropped", hash(dropped), ""},
+		{"MovedOldHash", hash(moved), ""},
+		{"MovedNewHash", hash(movedNow), "moved"},
+		{"Added", hash(added), "added"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ""
+			if e := ix.lookup(tc.hash); e != nil {
+				got = e.meta.id
+			}
+			if got != tc.want {
+				t.Fatalf("lookup = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if n := ix.size(); n != 3 {
+		t.Fatalf("%d tokens after the reset, want 3", n)
+	}
+	if n := ix.byTokenID("kept").usage.lastUsed.Load(); n != 42 {
+		t.Fatalf("kept token's last use = %d, want it kept (42)", n)
+	}
+}

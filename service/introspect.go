@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
 )
@@ -28,6 +31,10 @@ func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectT
 		PreviousSecret: a.previous,
 	}, nil
 }
+
+// errIndexStale refuses an introspection while the index may miss a
+// revocation: failing closed, the caller retries on another replica.
+var errIndexStale = status.Error(codes.Unavailable, "token index may be out of date: the store has not been reachable for too long")
 
 // answer is the outcome of an introspection, before it is put in a message.
 type answer struct {
@@ -58,6 +65,9 @@ func (s *Service) introspectCall(ctx context.Context, req *tokendv1.IntrospectTo
 		return answer{}, err
 	}
 	a := answer{now: s.now()}
+	if s.stale(a.now) {
+		return answer{}, errIndexStale
+	}
 	a.entry, a.previous, a.reason = s.introspect(req.GetToken(), a.now)
 	if a.entry == nil {
 		return a, nil

@@ -56,7 +56,17 @@ type Config struct {
 	// MaxActions is how many actions the API catalog may hold; default
 	// DefaultMaxActions. Registering more is refused.
 	MaxActions int
+	// MaxStaleness is how far behind the store the in-memory index may be
+	// known to be before introspection fails closed (Unavailable) rather
+	// than answer from it: a replica cut off from a shared store must not
+	// accept a token another replica revoked. It applies only to a store
+	// whose feed can fall behind (storage.FeedFreshness); default
+	// DefaultMaxStaleness, negative never fails closed.
+	MaxStaleness time.Duration
 }
+
+// DefaultMaxStaleness is Config.MaxStaleness when unset.
+const DefaultMaxStaleness = 30 * time.Second
 
 // Service implements tokendv1.TokenServiceServer.
 type Service struct {
@@ -80,6 +90,11 @@ type Service struct {
 	// catalog size counted before one still holds when it commits.
 	catalogWrites sync.Mutex
 	maxActions    int
+
+	// feed is the store's freshness when it can fall behind, else nil;
+	// maxStale is Config.MaxStaleness in nanoseconds (0: never stale).
+	feed     storage.FeedFreshness
+	maxStale int64
 }
 
 // New builds a Service and loads every stored token into its in-memory
@@ -143,6 +158,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.failures = newFailureLimiter(limit, window)
 	}
+	if f, ok := cfg.Store.(storage.FeedFreshness); ok {
+		s.feed = f
+		if cfg.MaxStaleness == 0 {
+			cfg.MaxStaleness = DefaultMaxStaleness
+		}
+		s.maxStale = max(int64(cfg.MaxStaleness), 0)
+	}
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
 		stop()
@@ -167,8 +189,33 @@ func (s *Service) TokensByHashKey() map[string]int { return s.index.byHashKey() 
 // HashKeyIDs returns the ids of the service's hash keys, newest first.
 func (s *Service) HashKeyIDs() []string { return slices.Clone(s.hasher.keyIDs) }
 
-// Ready reports whether the service can serve writes: its store answers.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+// Ready reports whether the service can serve: its store answers, and its
+// index is not staler than Config.MaxStaleness.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	if s.stale(s.now()) {
+		return fmt.Errorf("token index not confirmed current for %s (more than the allowed %s)", s.IndexStaleness().Round(time.Millisecond), time.Duration(s.maxStale))
+	}
+	return nil
+}
+
+// IndexStaleness returns how long ago the in-memory index was last known to
+// hold every change committed to the store: 0 for a store whose changes are
+// applied before each write returns.
+func (s *Service) IndexStaleness() time.Duration {
+	if s.feed == nil {
+		return 0
+	}
+	return max(s.now().Sub(s.feed.FeedConfirmedAt()), 0)
+}
+
+// stale reports whether, at now, the index may be further behind the store
+// than allowed. It is on the introspection hot path: one atomic load.
+func (s *Service) stale(now time.Time) bool {
+	return s.maxStale > 0 && now.UnixNano()-s.feed.FeedConfirmedAt().UnixNano() > s.maxStale
+}
 
 // Close flushes pending last-use times and stops following the change feed.
 // It does not close the store.

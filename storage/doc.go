@@ -5,6 +5,6 @@
 //
 // The package knows nothing of gRPC or of the API's generated types: the disk
 // schema and the wire schema change separately. Backends live in their own
-// packages (storage/bolt, later storage/etcd) and are checked by the shared
+// packages (storage/bolt, storage/etcd) and are checked by the shared
 // conformance suite in storage/storagetest.
 package storage

@@ -27,6 +27,11 @@ var (
 	// ErrBadCursor: a ListQuery.After or AuditQuery.After cursor was not
 	// issued by a previous page of the same kind of listing.
 	ErrBadCursor = errors.New("storage: invalid page cursor")
+	// ErrUnavailable: a networked store could not be reached, or did not
+	// answer in time. Nothing was changed by a write that returns it unless
+	// the write is seen committed later (the caller may retry: every write
+	// either refuses a duplicate or is idempotent).
+	ErrUnavailable = errors.New("storage: store unavailable")
 )
 
 // ErrKeyCheckMismatch is returned by RecordKeyCheck when a different check is
@@ -184,6 +189,16 @@ type Change struct {
 	Token *Token
 	// ID is the id of the changed token (set for deletes too).
 	ID string
+	// Reset, when true, replaces everything the subscriber holds: Tokens
+	// is then every stored token and ID and Token are unset. A subscriber
+	// applies it as one step, dropping every token it holds that Tokens
+	// lacks, so that no token present before and after is ever missing in
+	// between. A distributed backend sends it when it can no longer
+	// deliver the changes it missed one by one (its change history was
+	// compacted while it was disconnected); a single-process backend never
+	// does.
+	Reset  bool
+	Tokens []*Token
 }
 
 // Store persists tokens and the action catalog. Implementations are safe for
@@ -282,4 +297,17 @@ type Store interface {
 // form must rebuild its name index.
 func NameKey(name string) string {
 	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
+}
+
+// FeedFreshness is implemented by stores whose change feed can fall behind
+// the committed state (distributed backends, where another replica writes):
+// a reader of the in-memory index uses it to refuse answers from an index
+// that may miss a revocation. A single-process store, whose feed is applied
+// before each write returns, does not implement it.
+type FeedFreshness interface {
+	// FeedConfirmedAt returns the last time the change feed was known to be
+	// complete: every change committed before then has been delivered to
+	// every subscriber. The zero time before the first Subscribe returns.
+	// It is safe to call concurrently and cheap (an atomic load).
+	FeedConfirmedAt() time.Time
 }

@@ -24,6 +24,7 @@ import (
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
+	"github.com/tokend/tokend/storage/etcd"
 )
 
 // benchAction is the action every introspection asks about: read-only
@@ -398,7 +399,17 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if err := t.close(ctx); err != nil {
 			return err
 		}
-		used, err := countUsedSince(ctx, filepath.Join(layout{dir}.dataDir("data"), "tokend.db"), loadStart)
+		var store storage.Store
+		if t.etcd != nil {
+			store, err = etcd.Open(ctx, *t.etcd)
+		} else {
+			store, err = bolt.Open(filepath.Join(layout{dir}.dataDir("data"), "tokend.db"), bolt.Options{})
+		}
+		if err != nil {
+			return err
+		}
+		used, err := countUsedSince(ctx, store, loadStart)
+		store.Close()
 		if err != nil {
 			return err
 		}
@@ -413,12 +424,7 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 
 // countUsedSince returns how many tokens of the store file at path have a
 // last-used time at or after since.
-func countUsedSince(ctx context.Context, path string, since time.Time) (int, error) {
-	store, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		return 0, err
-	}
-	defer store.Close()
+func countUsedSince(ctx context.Context, store storage.Store, since time.Time) (int, error) {
 	n := 0
 	q := storage.ListQuery{Limit: 1000}
 	for {

@@ -23,6 +23,9 @@ Usage:
   tokend-bench [flags]                          start a server in-process and measure
   tokend-bench -tokens 1000000 -seed-direct     the same with 10^6 tokens in the store
   tokend-bench -startup-tokens 1000000          start-up time and memory only
+  tokend-bench -etcd-endpoints URL              the same load with the server on etcd
+  tokend-bench -etcd-endpoints URL -propagation 500
+                                                how fast a change on one replica reaches another
   tokend-bench -grpc-addr 127.0.0.1:9090 -http-addr 127.0.0.1:8080 -admin-token tkda_…
                                                 measure a running server (loopback only)
 
@@ -49,6 +52,8 @@ type config struct {
 	cpuProfile    string
 	memProfile    string
 	verbose       bool
+	etcdEndpoints string
+	propagation   int
 }
 
 // remote reports whether the target is a running server.
@@ -80,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.Join(runStartup(ctx, cfg, stdout), stopProfile())
 	}
+	if cfg.propagation > 0 {
+		return runPropagation(ctx, cfg, stdout)
+	}
 	return runLoad(ctx, cfg, stdout)
 }
 
@@ -105,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles (client and in-process server together) to files named `prefix`-<call>-<round>.pprof, one per measurement, or prefix-startup.pprof")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile to `file` while the server runs: after the rounds, or after the first start with -startup-tokens")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every measurement as it ends")
+	fs.IntVar(&cfg.propagation, "propagation", 0, "with -etcd-endpoints: measure only how fast `changes` made on one of two in-process replicas reach the other")
+	fs.StringVar(&cfg.etcdEndpoints, "etcd-endpoints", "", "run the in-process server on the etcd at these client `URLs` (comma-separated) instead of a bbolt file, under a fresh prefix")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -129,6 +139,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-creates and -startup-tokens must not be negative")
 	case cfg.serverLog != "discard" && cfg.serverLog != "off" && cfg.serverLog != "stderr":
 		return cfg, fmt.Errorf("-server-log %q: want discard, off or stderr", cfg.serverLog)
+	case cfg.propagation < 0 || cfg.propagation > 0 && cfg.etcdEndpoints == "":
+		return cfg, errors.New("-propagation needs -etcd-endpoints and a positive count")
+	case cfg.etcdEndpoints != "" && (cfg.seedDirect || cfg.startupTokens > 0 || cfg.remote()):
+		return cfg, errors.New("-etcd-endpoints runs an in-process server seeded through the API: not with -seed-direct, -startup-tokens or a running server")
 	}
 	if cfg.remote() {
 		switch {

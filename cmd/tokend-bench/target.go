@@ -17,6 +17,7 @@ import (
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/storage/etcd"
 )
 
 // target is a server under measurement and what the load presents to it.
@@ -26,6 +27,7 @@ type target struct {
 	secrets            []string // API token secrets the load introspects
 	created            []string // ids of tokens to delete at the end (running server)
 	srv                *server.Server
+	etcd               *etcd.Config // the in-process server's etcd store, nil for bbolt
 }
 
 // checkLoopback refuses an address that is not on the loopback interface:
@@ -132,12 +134,25 @@ func openTarget(ctx context.Context, cfg config, dir string, out io.Writer) (*ta
 		fmt.Fprintf(out, "seeded %d tokens directly (%d through the API) in %v\n", cfg.tokens, len(secrets), time.Since(begin).Round(time.Millisecond))
 		freeMemory()
 	}
+	var ecfg *etcd.Config
+	if cfg.etcdEndpoints != "" {
+		// A fresh prefix per run: the store starts empty, as a data dir does.
+		ecfg = &etcd.Config{
+			Endpoints: strings.Split(cfg.etcdEndpoints, ","),
+			Prefix:    fmt.Sprintf("/tokend-bench/%d/", time.Now().UnixNano()),
+		}
+		store, err := etcd.Open(ctx, *ecfg)
+		if err != nil {
+			return nil, err
+		}
+		scfg.Store = store
+	}
 	begin := time.Now()
 	srv, err := server.Start(ctx, scfg)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{grpcAddr: srv.GRPCAddr().String(), httpAddr: srv.HTTPAddr().String(), srv: srv, admin: admin, secrets: secrets}
+	t := &target{grpcAddr: srv.GRPCAddr().String(), httpAddr: srv.HTTPAddr().String(), srv: srv, admin: admin, secrets: secrets, etcd: ecfg}
 	fmt.Fprintf(out, "server started in %v with %d tokens\n", time.Since(begin).Round(time.Millisecond), srv.Service().TokenCount())
 	if !cfg.seedDirect {
 		if t.admin, err = rootToken(scfg); err != nil {

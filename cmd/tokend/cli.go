@@ -126,6 +126,7 @@ Exit status: 0 success, 1 the operation failed, 2 the command line is wrong.`,
 		newActionCmd(a),
 		newAuditCmd(a),
 		newRecoverRootCmd(a),
+		newMigrateCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),
 	)

@@ -1,8 +1,10 @@
 // Command tokend is the central API-token service and its command line.
 //
 // `tokend serve` runs the service; its flags are Go flags, each with a
-// TOKEND_* environment twin (`tokend serve -help` lists them). The other
-// commands (token, action, audit, recover-root, completion, version) are built with
+// TOKEND_* environment twin (`tokend serve -help` lists them); with -store etcd
+// it opens the shared etcd store and hands it to the server, so several
+// replicas serve one state. The other
+// commands (token, action, audit, recover-root, migrate, completion, version) are built with
 // spf13/cobra: each is one constructor taking the shared *app, in its own
 // file, added to the tree in newRootCmd. The client commands call a running
 // server through the client package; they validate their flags before any

@@ -60,7 +60,7 @@ wait:
 
 // parseServeFlags turns flags and their TOKEND_* environment twins into a
 // server configuration. A flag on the command line wins over its twin.
-func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (server.Config, time.Duration, error) {
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (server.Config, time.Duration, *storeFlags, error) {
 	fs := flag.NewFlagSet("tokend serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -96,28 +96,30 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "how long in-flight requests may finish on SIGINT/SIGTERM (`duration`)")
 	fs.StringVar(&logLevel, "log-level", logLevel, "`level`: debug, info, warn or error (info logs one line per request)")
 	fs.StringVar(&logFormat, "log-format", logFormat, "`format`: text or json")
+	store := addStoreFlags(fs)
+	fs.DurationVar(&cfg.MaxStaleness, "max-staleness", service.DefaultMaxStaleness, "with -store etcd: how long introspection answers from memory while etcd is unreachable before failing closed with 503/Unavailable (`duration`)")
 	fs.Usage = flagUsage(fs, stderr, "Usage: tokend serve [flags]")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	var err error
 	if cfg.Lifespans, err = parseLifespans(lifespans); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {
-		return cfg, 0, errors.New("-flush-interval must be positive")
+		return cfg, 0, nil, errors.New("-flush-interval must be positive")
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"http-read-timeout", cfg.HTTPReadTimeout}, {"http-write-timeout", cfg.HTTPWriteTimeout}, {"grpc-max-idle", cfg.GRPCMaxConnectionIdle}} {
 		if d.v <= 0 {
-			return cfg, 0, fmt.Errorf("-%s must be positive", d.name)
+			return cfg, 0, nil, fmt.Errorf("-%s must be positive", d.name)
 		}
 	}
 	if cfg.GRPCMaxStreams <= 0 {
-		return cfg, 0, errors.New("-grpc-max-streams must be positive")
+		return cfg, 0, nil, errors.New("-grpc-max-streams must be positive")
 	}
 	policySet := false
 	fs.Visit(func(f *flag.Flag) { policySet = policySet || f.Name == "tls-client-auth" })
@@ -128,13 +130,16 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		cfg.TLSClientAuth = ""
 	}
 	if cfg.MaxActions <= 0 {
-		return cfg, 0, errors.New("-max-actions must be positive")
+		return cfg, 0, nil, errors.New("-max-actions must be positive")
 	}
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
-		return cfg, 0, err
+		return cfg, 0, nil, err
 	}
 	cfg.Stderr = stderr
-	return cfg, shutdownTimeout, nil
+	if err := store.check(cfg.HashKeyFile); err != nil {
+		return cfg, 0, nil, err
+	}
+	return cfg, shutdownTimeout, store, nil
 }
 
 // flagUsage returns a usage function that prints header and every flag of

@@ -87,6 +87,7 @@ var allFlags = []string{
 	"grpc-addr", "http-addr", "data-dir", "root-token-file", "hash-key-file", "lifespans",
 	"api-prefix", "admin-prefix", "flush-interval", "max-body-bytes", "shutdown-timeout",
 	"log-level", "log-format", "audit-retention", "auth-failure-limit", "tls-cert", "tls-key", "tls-client-ca",
+	"store", "etcd-endpoints", "etcd-prefix", "etcd-dial-timeout", "etcd-ca", "etcd-cert", "etcd-key", "max-staleness",
 }
 
 func env(kv ...string) func(string) string {
@@ -99,7 +100,7 @@ func env(kv ...string) func(string) string {
 
 func TestParseServeFlagsDefaults(t *testing.T) {
 	var stderr bytes.Buffer
-	cfg, shutdownTimeout, err := parseServeFlags(nil, env(), &stderr)
+	cfg, shutdownTimeout, _, err := parseServeFlags(nil, env(), &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestParseServeFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			cfg, sd, err := parseServeFlags(tt.args, env(tt.env...), &stderr)
+			cfg, sd, _, err := parseServeFlags(tt.args, env(tt.env...), &stderr)
 			if err != nil {
 				t.Fatalf("parseServeFlags: %v (stderr %q)", err, stderr.String())
 			}
@@ -270,7 +271,7 @@ func TestParseServeFlagsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			_, _, err := parseServeFlags(tt.args, env(tt.env...), &stderr)
+			_, _, _, err := parseServeFlags(tt.args, env(tt.env...), &stderr)
 			if err == nil {
 				t.Fatalf("parseServeFlags(%q) succeeded", tt.args)
 			}
@@ -285,7 +286,7 @@ func TestParseServeFlagsHelp(t *testing.T) {
 	for _, arg := range []string{"-help", "-h", "--help"} {
 		t.Run(arg, func(t *testing.T) {
 			var stderr bytes.Buffer
-			_, _, err := parseServeFlags([]string{arg}, env(), &stderr)
+			_, _, _, err := parseServeFlags([]string{arg}, env(), &stderr)
 			if !errors.Is(err, flag.ErrHelp) {
 				t.Errorf("err = %v, want flag.ErrHelp", err)
 			}
@@ -331,7 +332,7 @@ func checkHelp(t *testing.T, out string) {
 
 func TestParseServeFlagsLogFormat(t *testing.T) {
 	var stderr bytes.Buffer
-	cfg, _, err := parseServeFlags([]string{"-log-format", "json", "-log-level", "warn"}, env(), &stderr)
+	cfg, _, _, err := parseServeFlags([]string{"-log-format", "json", "-log-level", "warn"}, env(), &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

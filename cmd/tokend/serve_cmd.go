@@ -30,7 +30,7 @@ token and prints it once on stderr, or writes it (mode 0600) to
   tokend serve -help`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, shutdownTimeout, err := parseServeFlags(args, a.getenv, a.stderr)
+			cfg, shutdownTimeout, store, err := parseServeFlags(args, a.getenv, a.stderr)
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
@@ -39,6 +39,9 @@ token and prints it once on stderr, or writes it (mode 0600) to
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cfg.Store, err = store.open(ctx, cfg.Logger); err != nil {
+				return err
+			}
 			return serve(ctx, cfg, shutdownTimeout)
 		},
 	}

@@ -80,7 +80,7 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 			if err != nil {
 				return fmt.Errorf("token %q: %w", id, err)
 			}
-			if !matches(t, q) {
+			if !q.Matches(t) {
 				continue
 			}
 			if len(page.Tokens) == q.Limit {
@@ -123,18 +123,4 @@ func start(c *bbolt.Cursor, after []byte, reverse bool) (k, v []byte) {
 		}
 		return k, v
 	}
-}
-
-// matches applies q's filters to t.
-func matches(t *storage.Token, q storage.ListQuery) bool {
-	if q.Kind != 0 && t.Kind != q.Kind {
-		return false
-	}
-	if q.Type != 0 && t.Type != q.Type {
-		return false
-	}
-	if !q.ExpireBefore.IsZero() && (t.ExpireTime.IsZero() || !t.ExpireTime.Before(q.ExpireBefore)) {
-		return false
-	}
-	return true
 }

@@ -674,25 +674,6 @@ func getToken(tx *bbolt.Tx, id string) (*storage.Token, error) {
 	return t, nil
 }
 
-// checkToken rejects a token that cannot be keyed: bbolt keys are not empty.
-func checkToken(t *storage.Token) error {
-	switch {
-	case t == nil:
-		return errors.New("nil token")
-	case t.ID == "":
-		return errors.New("empty token id")
-	case t.Name == "":
-		return fmt.Errorf("token %q: empty name", t.ID)
-	case len(t.SecretHash) == 0:
-		return fmt.Errorf("token %q: empty secret hash", t.ID)
-	case bytes.Equal(t.SecretHash, t.PreviousSecretHash):
-		// One index entry cannot stand for both: deleting one would
-		// delete the other.
-		return fmt.Errorf("token %q: previous secret hash equals the current one: %w", t.ID, storage.ErrHashTaken)
-	}
-	return nil
-}
-
 // secretHashes returns the hashes of t that token_hashes indexes: the
 // current one and the previous one if any.
 func secretHashes(t *storage.Token) [][]byte {
@@ -716,7 +697,7 @@ func containsKey(keys [][]byte, k []byte) bool {
 // hash, create time), and returns the token as stored (as a later read
 // would decode it).
 func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
-	if err := checkToken(t); err != nil {
+	if err := storage.CheckKeys(t); err != nil {
 		return nil, err
 	}
 	rec, err := encodeToken(t)
@@ -762,7 +743,7 @@ func insertToken(tx *bbolt.Tx, t *storage.Token) (*storage.Token, error) {
 // A hash that moves between SecretHash and PreviousSecretHash keeps its
 // entry, which points to the token either way.
 func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
-	if err := checkToken(t); err != nil {
+	if err := storage.CheckKeys(t); err != nil {
 		return nil, err
 	}
 	rec, err := encodeToken(t)

@@ -1,0 +1,258 @@
+package etcd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
+	"github.com/tokend/tokend/storage"
+)
+
+// Config configures Open.
+type Config struct {
+	// Endpoints are the etcd client URLs, e.g. http://10.0.0.1:2379.
+	Endpoints []string
+	// DialTimeout bounds the first connection; default 5 s.
+	DialTimeout time.Duration
+	// TLS, when set, is used for the client connections (CA, client
+	// certificate).
+	TLS *tls.Config
+	// Prefix starts every key this store reads or writes, so one etcd
+	// cluster can serve several installations; default DefaultPrefix.
+	Prefix string
+	// RequestTimeout bounds each call to etcd: past it the call fails
+	// with storage.ErrUnavailable. Default 5 s.
+	RequestTimeout time.Duration
+	// ProgressInterval is how often a subscriber asks etcd to confirm
+	// that its watch is complete (see FeedConfirmedAt); default 1 s.
+	ProgressInterval time.Duration
+	// Now stamps newly registered actions; default time.Now.
+	Now func() time.Time
+	// Logger receives the change feed's reconnects and reloads; default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultPrefix is the key prefix when Config.Prefix is empty.
+const DefaultPrefix = "/tokend/"
+
+// maxTxnOps bounds the operations of one transaction (and, separately,
+// its compares): etcd refuses more than --max-txn-ops, 128 by default.
+const maxTxnOps = 128
+
+// maxRetries bounds how often a write re-reads and retries after another
+// replica changed what it read. Each retry means another write committed,
+// so hitting it means heavy contention on one token.
+const maxRetries = 64
+
+// Store is a storage.Store in etcd. Create it with Open; it is safe for
+// concurrent use.
+type Store struct {
+	cli              *clientv3.Client
+	prefix           string
+	timeout          time.Duration
+	progressInterval time.Duration
+	now              func() time.Time
+	log              *slog.Logger
+
+	closed atomic.Bool
+	done   chan struct{} // closed by Close: ends every feed
+	feeds  sync.WaitGroup
+
+	mu   sync.Mutex // guards subs
+	subs map[*subscriber]struct{}
+	// confirmed is the oldest of the subscribers' confirmation times, as
+	// unix nanoseconds (see FeedConfirmedAt).
+	confirmed atomic.Int64
+}
+
+var (
+	_ storage.Store         = (*Store)(nil)
+	_ storage.FeedFreshness = (*Store)(nil)
+)
+
+// Open connects to etcd and checks (or, under an empty prefix, writes) the
+// schema version. It fails if etcd does not answer within the dial and
+// request timeouts, or if the prefix was written with a schema version this
+// package does not know (a newer tokend).
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	s := &Store{
+		prefix: cfg.Prefix, timeout: cfg.RequestTimeout, progressInterval: cfg.ProgressInterval,
+		now: cfg.Now, log: cfg.Logger, done: make(chan struct{}), subs: make(map[*subscriber]struct{}),
+	}
+	if s.prefix == "" {
+		s.prefix = DefaultPrefix
+	}
+	if s.timeout <= 0 {
+		s.timeout = 5 * time.Second
+	}
+	if s.progressInterval <= 0 {
+		s.progressInterval = time.Second
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	dial := cfg.DialTimeout
+	if dial <= 0 {
+		dial = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: cfg.Endpoints, DialTimeout: dial, TLS: cfg.TLS,
+		// etcd's client logs every reconnect at warn level; the feed logs
+		// what matters to an operator.
+		Logger: zap.NewNop(),
+		// gRPC's reconnect backoff grows to two minutes; a replica should
+		// notice within a second or two that etcd is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	s.cli = cli
+	if err := s.initSchema(ctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd: prefix %q at %s: %w", s.prefix, strings.Join(cfg.Endpoints, ","), err)
+	}
+	return s, nil
+}
+
+// initSchema writes the schema version under a fresh prefix and checks the
+// version of a used one.
+func (s *Store) initSchema(ctx context.Context) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	key := s.key(keySchemaVersion)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, schemaVersion)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return s.fail(ctx, "schema version", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 1 && string(kvs[0].Value) == schemaVersion {
+		return nil
+	}
+	var v string
+	if len(kvs) == 1 {
+		v = string(kvs[0].Value)
+	}
+	return fmt.Errorf("unsupported schema version %q (this build reads version %s; was it written by a newer tokend?)", v, schemaVersion)
+}
+
+// Close ends every subscription and closes the connection. It returns
+// storage.ErrClosed if the store is already closed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return fmt.Errorf("close: %w", storage.ErrClosed)
+	}
+	close(s.done)
+	s.mu.Unlock()
+	s.feeds.Wait()
+	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+// Ping reads the schema version: it fails with an error wrapping
+// storage.ErrUnavailable while etcd cannot serve a linearizable read (no
+// member reachable, or no leader), and storage.ErrClosed after Close.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.check(ctx, "ping"); err != nil {
+		return err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	if _, err := s.cli.Get(ctx, s.key(keySchemaVersion)); err != nil {
+		return s.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// key returns the full etcd key of k under the prefix.
+func (s *Store) key(k string) string { return s.prefix + k }
+
+// opContext bounds one call to etcd by the request timeout.
+func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// check returns the error of a call that must not start: the caller's ctx
+// is done, or the store is closed.
+func (s *Store) check(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
+	}
+	return nil
+}
+
+// fail turns an error from the etcd client into the store's error model:
+// storage.ErrClosed after Close, the caller's own cancellation as is, and
+// anything else (no member reachable, no leader, the request timeout) as
+// storage.ErrUnavailable, with etcd's error kept for the log. ctx is the
+// call's context, derived from the caller's by opContext.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, storage.ErrClosed)
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, cause)
+	}
+	return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
+}
+
+// newEventKey returns a fresh random audit event key.
+func newEventKey() string {
+	var b [eventKeyLen / 2]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// auditOps returns the puts that record ev, committed in the transaction
+// of the change it describes.
+func (s *Store) auditOps(ev *storage.AuditEvent) ([]clientv3.Op, error) {
+	if ev == nil {
+		return nil, nil
+	}
+	rec, err := encodeAuditEvent(ev)
+	if err != nil {
+		return nil, fmt.Errorf("audit event: %w", err)
+	}
+	k := newEventKey()
+	ops := []clientv3.Op{clientv3.OpPut(s.key(dirAuditEvents+k), string(rec))}
+	if ev.TargetID != "" {
+		ops = append(ops, clientv3.OpPut(s.key(dirAuditTargets+auditTargetKey(ev.TargetID, k)), k))
+	}
+	return ops, nil
+}
