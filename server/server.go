@@ -48,6 +48,14 @@ type Config struct {
 	// address are answered as usual; further ones get ResourceExhausted
 	// (429) until the minute ends. Default 20, negative disables damping.
 	AuthFailureLimit int
+	// ExpiryWarnings are the times before a token's expiry at which
+	// watchers get an EXPIRING event (default 168h and 24h); WatchHeartbeat
+	// is the interval of watch heartbeats (default 15 s); WatchBuffer is
+	// how many events are kept for lagging or reconnecting watchers
+	// (default 4096).
+	ExpiryWarnings []time.Duration
+	WatchHeartbeat time.Duration
+	WatchBuffer    int
 	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS.
 	// TLSClientCAFile additionally requires gRPC clients to present a
 	// certificate signed by that CA (mutual TLS).
@@ -119,6 +127,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:      cfg.Logger,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
+		ExpiryWarnings:   cfg.ExpiryWarnings,
+		WatchHeartbeat:   cfg.WatchHeartbeat,
+		WatchBuffer:      cfg.WatchBuffer,
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +300,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) close(ctx context.Context) error {
 	var errs []error
+	if s.svc != nil {
+		s.svc.EndWatches() // they never end on their own
+	}
 	if s.health != nil {
 		s.health.Shutdown()
 	}

@@ -50,6 +50,14 @@ type Config struct {
 	// minute; negative disables damping.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
+	// ExpiryWarnings are the times before a token's expiry at which
+	// watchers get an EXPIRING event; default DefaultExpiryWarnings.
+	ExpiryWarnings []time.Duration
+	// WatchHeartbeat is the interval of watch heartbeats; default
+	// DefaultWatchHeartbeat. WatchBuffer is how many events are kept for
+	// lagging or reconnecting watchers; default DefaultWatchBuffer.
+	WatchHeartbeat time.Duration
+	WatchBuffer    int
 }
 
 // Service implements tokendv1.TokenServiceServer.
@@ -64,6 +72,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	failures  *failureLimiter // nil when damping is off
+	watch     *watchHub
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
@@ -125,13 +134,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.failures = newFailureLimiter(limit, window)
 	}
+	warnings := cfg.ExpiryWarnings
+	if warnings == nil {
+		warnings = DefaultExpiryWarnings
+	}
+	s.watch = newWatchHub(s.now, warnings, cfg.WatchHeartbeat, cfg.WatchBuffer, s.index.byTokenID)
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
+	if err := s.store.Subscribe(feedCtx, s.applyChange); err != nil {
 		stop()
 		return nil, fmt.Errorf("service: load tokens: %w", err)
 	}
+	s.watch.goLive()
+	go s.watch.runDeadlines(feedCtx)
 	s.stopFeed = stop
 	return s, nil
+}
+
+// applyChange brings the index up to date with a committed change, then
+// tells watchers about it.
+func (s *Service) applyChange(c storage.Change) {
+	before := s.index.byTokenID(c.ID)
+	s.index.apply(c)
+	s.watch.observe(c.ID, before, s.index.byTokenID(c.ID))
 }
 
 // Lifespans returns the allowed token durations, shortest first.
