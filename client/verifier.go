@@ -174,6 +174,11 @@ func NewVerifier(c *Client, opts ...VerifierOption) (*Verifier, error) {
 	return v, nil
 }
 
+// Healthy reports whether the watch is connected and has heard from tokend
+// since: answers are then kept up to WithMaxAge, otherwise up to
+// WithStaleAge. A backend can report it in its readiness check.
+func (v *Verifier) Healthy() bool { return v.healthy.Load() }
+
 // Close stops the watch and forgets every answer. It does not close the
 // Client. Verify fails with ErrClosed afterwards.
 func (v *Verifier) Close() error {
@@ -263,6 +268,15 @@ func (v *Verifier) fetch(ctx context.Context, secret string) (*cached, error) {
 	v.flightMu.Lock()
 	f := v.flights[secret]
 	if f == nil {
+		// A flight may have landed between the caller's cache miss and
+		// now: look again before calling.
+		v.mu.RLock()
+		e := v.entries[secret]
+		v.mu.RUnlock()
+		if e != nil && v.usable(e, v.now().UnixNano()) {
+			v.flightMu.Unlock()
+			return e, nil
+		}
 		f = &flight{done: make(chan struct{})}
 		v.flights[secret] = f
 		go v.fly(context.WithoutCancel(ctx), secret, f)
