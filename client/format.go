@@ -62,10 +62,10 @@ func validAction(id string) bool {
 	}
 	dots, seg := 0, 0
 	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == ':', c == '-':
+		switch actionClass[id[i]] {
+		case actionChar:
 			seg++
-		case c == '.':
+		case actionDot:
 			if seg == 0 {
 				return false
 			}
@@ -76,6 +76,25 @@ func validAction(id string) bool {
 	}
 	return seg > 0 && dots > 0
 }
+
+// actionClass sorts bytes for validAction in one table lookup each.
+const (
+	actionInvalid = iota
+	actionChar
+	actionDot
+)
+
+var actionClass = func() (c [256]uint8) {
+	for b := range c {
+		switch {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '_', b == ':', b == '-':
+			c[b] = actionChar
+		case b == '.':
+			c[b] = actionDot
+		}
+	}
+	return c
+}()
 
 // verb is what follows the last '.' of an action id.
 func verb(action string) string {

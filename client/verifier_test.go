@@ -27,7 +27,7 @@ import (
 // tokend is a real server on loopback ports that a test can stop and
 // restart on the same addresses and data.
 type tokend struct {
-	t        *testing.T
+	t        testing.TB
 	cfg      server.Config
 	srv      *server.Server
 	root     string
@@ -35,7 +35,7 @@ type tokend struct {
 	grpcAddr string
 }
 
-func startTokend(t *testing.T) *tokend {
+func startTokend(t testing.TB) *tokend {
 	t.Helper()
 	dir := t.TempDir()
 	td := &tokend{t: t, cfg: server.Config{
@@ -139,7 +139,7 @@ func (td *tokend) verifier(opts ...client.VerifierOption) *client.Verifier {
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -150,7 +150,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func mustVerify(t *testing.T, v *client.Verifier, secret string, actions ...string) client.Result {
+func mustVerify(t testing.TB, v *client.Verifier, secret string, actions ...string) client.Result {
 	t.Helper()
 	r, err := v.Verify(context.Background(), secret, actions...)
 	if err != nil {
