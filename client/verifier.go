@@ -279,7 +279,12 @@ func (v *Verifier) fetch(ctx context.Context, secret string) (*cached, error) {
 		}
 		f = &flight{done: make(chan struct{})}
 		v.flights[secret] = f
-		go v.fly(context.WithoutCancel(ctx), secret, f)
+		v.flightMu.Unlock()
+		// The first caller makes the call, detached from its own
+		// cancellation so that giving up does not fail the others (it
+		// waits at most the call timeout).
+		v.fly(context.WithoutCancel(ctx), secret, f)
+		return f.entry, f.err
 	}
 	v.flightMu.Unlock()
 	select {
@@ -290,8 +295,7 @@ func (v *Verifier) fetch(ctx context.Context, secret string) (*cached, error) {
 	}
 }
 
-// fly makes one shared call. It runs on its own so that one caller giving
-// up does not fail the others.
+// fly makes one shared call and publishes its outcome to the waiters.
 func (v *Verifier) fly(ctx context.Context, secret string, f *flight) {
 	defer func() {
 		v.flightMu.Lock()
