@@ -99,6 +99,9 @@ func BenchmarkVerifyUncached(b *testing.B) {
 func BenchmarkRevocation(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("cached=%d", n), func(b *testing.B) {
+			if n > 1_000 && testing.Short() {
+				b.Skip("a minute of filling the cache: not with -short")
+			}
 			for b.Loop() {
 				p50, p99 := revocationLatency(b, n)
 				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")

@@ -348,3 +348,14 @@ func TestWatchEndsOnShutdown(t *testing.T) {
 		t.Fatalf("watch ended with %v, want Unavailable", err)
 	}
 }
+
+func TestExpiringSoonGauge(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	ts.createToken(t, &tokendv1.Token{Name: "week", Lifespan: durationpb.New(7 * 24 * time.Hour)})
+	ts.createToken(t, &tokendv1.Token{Name: "month", Lifespan: durationpb.New(30 * 24 * time.Hour)})
+	ts.createToken(t, &tokendv1.Token{Name: "admin week", Kind: tokendv1.TokenKind_TOKEN_KIND_ADMIN, Lifespan: durationpb.New(7 * 24 * time.Hour)})
+	r := ts.do(t, http.MethodGet, "/metrics", "", "")
+	if !strings.Contains(string(r.body), "\ntokend_tokens_expiring_soon 1\n") {
+		t.Fatalf("/metrics lacks tokend_tokens_expiring_soon 1 (one API token expires within 7 days):\n%s", r.body)
+	}
+}
