@@ -87,6 +87,7 @@ var allFlags = []string{
 	"grpc-addr", "http-addr", "data-dir", "root-token-file", "hash-key-file", "lifespans",
 	"api-prefix", "admin-prefix", "flush-interval", "max-body-bytes", "shutdown-timeout",
 	"log-level", "log-format", "audit-retention", "auth-failure-limit", "tls-cert", "tls-key", "tls-client-ca",
+	"expiry-warnings", "watch-heartbeat",
 }
 
 func env(kv ...string) func(string) string {
@@ -129,6 +130,12 @@ func TestParseServeFlagsDefaults(t *testing.T) {
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("parsing printed %q", stderr.String())
+	}
+	if want := []time.Duration{168 * time.Hour, 24 * time.Hour}; !slices.Equal(cfg.ExpiryWarnings, want) || cfg.WatchHeartbeat != service.DefaultWatchHeartbeat {
+		t.Errorf("expiry warnings %v, watch heartbeat %v; want %v, %v", cfg.ExpiryWarnings, cfg.WatchHeartbeat, want, service.DefaultWatchHeartbeat)
+	}
+	if cfg, _, err := parseServeFlags([]string{"-expiry-warnings", "none"}, env(), &stderr); err != nil || cfg.ExpiryWarnings == nil || len(cfg.ExpiryWarnings) != 0 {
+		t.Errorf("-expiry-warnings none: %v, %v; want an empty, non-nil list", cfg.ExpiryWarnings, err)
 	}
 }
 
@@ -254,6 +261,9 @@ func TestParseServeFlagsErrors(t *testing.T) {
 		{"BadEnvNumber", nil, []string{"TOKEND_MAX_BODY_BYTES", "lots"}, "TOKEND_MAX_BODY_BYTES"},
 		{"BadEnvLifespans", nil, []string{"TOKEND_LIFESPANS", "0d"}, "lifespans"},
 		{"BadEnvLogFormat", nil, []string{"TOKEND_LOG_FORMAT", "xml"}, "log-format"},
+		{"BadExpiryWarnings", []string{"-expiry-warnings", "7d"}, nil, "expiry-warnings"},
+		{"NegativeExpiryWarning", []string{"-expiry-warnings", "168h,-1h"}, nil, "expiry-warnings"},
+		{"ZeroWatchHeartbeat", []string{"-watch-heartbeat", "0s"}, nil, "watch-heartbeat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
