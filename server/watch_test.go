@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -357,5 +360,53 @@ func TestExpiringSoonGauge(t *testing.T) {
 	r := ts.do(t, http.MethodGet, "/metrics", "", "")
 	if !strings.Contains(string(r.body), "\ntokend_tokens_expiring_soon 1\n") {
 		t.Fatalf("/metrics lacks tokend_tokens_expiring_soon 1 (one API token expires within 7 days):\n%s", r.body)
+	}
+}
+
+// TestWatchSlowWatcher: a watcher that stops reading is not queued for
+// without limit. The server sends until the stream's flow-control windows
+// are full (a fixed 64 KiB each way here: the client's window does not grow),
+// then the watcher falls behind the server's event log and, once it reads
+// again, gets a RESET instead of every event it missed.
+func TestWatchSlowWatcher(t *testing.T) {
+	const events = 3000 // about 300 KiB of events, far more than the windows hold
+	ts := startServer(t, server.Config{WatchBuffer: 16})
+	conn, err := grpc.NewClient(ts.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(withSecret(ts.root))
+	defer cancel()
+	stream, err := tokendv1.NewTokenServiceClient(conn).WatchTokens(ctx, &tokendv1.WatchTokensRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := stream.Recv(); err != nil || ev.GetType() != tokendv1.TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT {
+		t.Fatalf("first message %v, %v", ev, err)
+	}
+	tok, _ := ts.createToken(t, &tokendv1.Token{Name: "churn"})
+	for i := range events {
+		if _, err := ts.client.UpdateToken(withSecret(ts.root), &tokendv1.UpdateTokenRequest{
+			Token: &tokendv1.Token{Id: tok.GetId(), Name: fmt.Sprint("churn ", i)}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for changed := 0; ; {
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.GetType() {
+		case tokendv1.TokenEventType_TOKEN_EVENT_TYPE_CHANGED:
+			if changed++; changed == events {
+				t.Fatalf("the server delivered all %d events to a watcher that did not read: it queued them", events)
+			}
+		case tokendv1.TokenEventType_TOKEN_EVENT_TYPE_RESET:
+			t.Logf("RESET after %d of %d events", changed, events)
+			return
+		}
 	}
 }

@@ -276,7 +276,16 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 			}
 		}
 		if len(events) > 0 {
-			ticker.Reset(h.heartbeat)
+			// Heartbeats keep their pace on a busy stream too: they are
+			// where the credential is checked again.
+			select {
+			case <-ticker.C:
+			default:
+				continue
+			}
+			if err := s.heartbeat(ctx, signal); err != nil {
+				return err
+			}
 			continue
 		}
 		select {
@@ -286,14 +295,19 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 			return status.Error(codes.Unavailable, "shutting down: resume the watch on another server or after the restart")
 		case <-wake:
 		case <-ticker.C:
-			if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
-				return err
-			}
-			if err := signal(tokendv1.TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT); err != nil {
+			if err := s.heartbeat(ctx, signal); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// heartbeat checks the watcher's credential again, then sends a heartbeat.
+func (s *Service) heartbeat(ctx context.Context, signal func(tokendv1.TokenEventType) error) error {
+	if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
+		return err
+	}
+	return signal(tokendv1.TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT)
 }
 
 // EndWatches ends every watch, now and to come, with Unavailable: a
