@@ -18,9 +18,10 @@ func (c *Client) Introspect(ctx context.Context, secret string, actions ...strin
 
 // Watch opens tokend's stream of token events (changes, new secrets,
 // deletions, expiries, heartbeats), starting after resumeToken (the
-// resume_token of the last event received; "" starts from now). A resume
-// point tokend can no longer serve is answered with a RESET event: forget
-// everything learnt about tokens. The stream ends with ctx, or with an error
+// resume_token of the last event received; "" starts from now). When
+// tokend cannot replay the events missed since and tokens changed
+// meanwhile, the stream starts with a RESET event: forget everything learnt
+// about tokens. The stream ends with ctx, or with an error
 // when the connection or tokend fails (reconnect with the last resume
 // token). Verifier does all of this for you.
 func (c *Client) Watch(ctx context.Context, resumeToken string) (grpc.ServerStreamingClient[tokendv1.WatchTokensResponse], error) {

@@ -222,6 +222,18 @@ func TestWatchResume(t *testing.T) {
 		rename("h") // the watch goes on after the reset
 		wantEvent(t, rw.next(t), tokendv1.TokenEventType_TOKEN_EVENT_TYPE_CHANGED, tok.GetId())
 	})
+	t.Run("TooOldButUnchangedResumes", func(t *testing.T) {
+		rw := ts.watch(t, ts.root, "")
+		mark := rw.first(t).GetResumeToken()
+		rw.cancel()
+		for _, n := range []string{"i", "j", "k", "l", "m", "h"} {
+			rename(n) // more than the log holds, back to the name at mark
+		}
+		rw = ts.watch(t, ts.root, mark)
+		if ev := rw.first(t); ev.GetType() != tokendv1.TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT {
+			t.Fatalf("first message %v, want a heartbeat: nothing a verifier caches changed", ev)
+		}
+	})
 	t.Run("FromAnotherServerGetsReset", func(t *testing.T) {
 		other := startServer(t, server.Config{})
 		rw := other.watch(t, other.root, resume)
@@ -409,4 +421,42 @@ func TestWatchSlowWatcher(t *testing.T) {
 			return
 		}
 	}
+}
+
+func TestWatchResumeAcrossRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startServer(t, server.Config{DataDir: dataDir})
+	root := first.root
+	tok, _ := first.createToken(t, &tokendv1.Token{Name: "survivor"})
+	w := first.watch(t, root, "")
+	current := w.first(t).GetResumeToken()
+	w.cancel()
+	// A second watcher stops listening before the last change.
+	if _, err := first.client.UpdateToken(withSecret(root), &tokendv1.UpdateTokenRequest{
+		Token: &tokendv1.Token{Id: tok.GetId(), Name: "renamed"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w = first.watch(t, root, "")
+	latest := w.first(t).GetResumeToken()
+	w.cancel()
+	first.shutdown(t)
+
+	second := startServer(t, server.Config{DataDir: dataDir})
+	t.Run("UpToDate", func(t *testing.T) {
+		rw := second.watch(t, root, latest)
+		if ev := rw.first(t); ev.GetType() != tokendv1.TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT {
+			t.Fatalf("first message %v, want a heartbeat: the watcher had seen everything", ev)
+		}
+		if _, err := second.client.DeleteToken(withSecret(root), &tokendv1.DeleteTokenRequest{Id: tok.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		wantEvent(t, rw.next(t), tokendv1.TokenEventType_TOKEN_EVENT_TYPE_DELETED, tok.GetId())
+	})
+	t.Run("MissedAChange", func(t *testing.T) {
+		rw := second.watch(t, root, current)
+		if ev := rw.first(t); ev.GetType() != tokendv1.TokenEventType_TOKEN_EVENT_TYPE_RESET {
+			t.Fatalf("first message %v, want a reset: the rename before the restart was missed", ev)
+		}
+	})
 }

@@ -44,18 +44,20 @@ type watchEvent struct {
 	seq    uint64
 	typ    tokendv1.TokenEventType
 	id     string
-	at     int64 // unix nanoseconds
-	expire int64 // the token's expiry, unix nanoseconds; 0 = never or not applicable
+	at     int64  // unix nanoseconds
+	expire int64  // the token's expiry, unix nanoseconds; 0 = never or not applicable
+	state  uint64 // the watchHub's state after the event
 }
 
 // watchHub turns the store's change feed and the clock into token events
 // and keeps the latest of them in a fixed-size log that every watcher reads
 // with its own cursor. A watcher costs the server a cursor, whatever its
 // speed: one that falls more than the log's length behind (a slow reader)
-// gets a RESET and continues from the newest event, as does one resuming
-// from a point the log no longer holds.
+// continues from the newest event, as does one resuming from a point the
+// log no longer holds (or another process's); either gets a RESET first
+// unless the tokens' state is the one it had.
 type watchHub struct {
-	epoch     uint64 // random per process: resume tokens of another process are refused
+	epoch     uint64 // random per process: a resume token of another process names no seq here
 	warnings  []time.Duration
 	heartbeat time.Duration
 	now       func() time.Time
@@ -66,6 +68,11 @@ type watchHub struct {
 	next uint64       // the seq of the next event; the log holds [next-len(log), next) ∩ [1, next)
 	wake chan struct{}
 	live bool // false while the feed replays stored tokens: no events then
+	// state is a digest of every API token as indexed (an XOR of one
+	// digest per token), so that a resume point this log no longer holds
+	// (an old one, one from before a restart, from another replica) can
+	// still be served when nothing a verifier caches has changed since.
+	state uint64
 
 	deadlines deadlineHeap
 	byID      map[string]*deadline
@@ -111,6 +118,12 @@ func (h *watchHub) observe(id string, before, after *entry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.schedule(id, after)
+	if before != nil && before.kind == storage.KindAPI {
+		h.state ^= before.digest()
+	}
+	if after != nil && after.kind == storage.KindAPI {
+		h.state ^= after.digest()
+	}
 	if !h.live {
 		return
 	}
@@ -153,7 +166,7 @@ func grantChanged(a, b *entry) bool {
 // publish appends an event to the log and wakes the watchers. h.mu is held.
 func (h *watchHub) publish(typ tokendv1.TokenEventType, id string, expire int64) {
 	seq := h.next
-	h.log[seq%uint64(len(h.log))] = watchEvent{seq: seq, typ: typ, id: id, at: h.now().UnixNano(), expire: expire}
+	h.log[seq%uint64(len(h.log))] = watchEvent{seq: seq, typ: typ, id: id, at: h.now().UnixNano(), expire: expire, state: h.state}
 	h.next++
 	close(h.wake)
 	h.wake = make(chan struct{})
@@ -175,26 +188,62 @@ func (h *watchHub) read(from uint64, buf []watchEvent) (_ []watchEvent, lost boo
 	return buf, false
 }
 
-// A resume token is the process's epoch and the seq of the last event the
-// watcher saw, base64url-encoded.
-func (h *watchHub) resumeToken(seen uint64) string {
-	var b [16]byte
+// A resume token is the process's epoch, the seq of the last event the
+// watcher saw and the hub's state after it, base64url-encoded.
+func (h *watchHub) resumeToken(seen, state uint64) string {
+	var b [24]byte
 	binary.BigEndian.PutUint64(b[:8], h.epoch)
-	binary.BigEndian.PutUint64(b[8:], seen)
+	binary.BigEndian.PutUint64(b[8:16], seen)
+	binary.BigEndian.PutUint64(b[16:], state)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// parseResumeToken returns the seq a resume token names, and false when it
-// was issued by another process (a restart) and cannot be served.
-func (h *watchHub) parseResumeToken(tok string) (seen uint64, sameEpoch bool, err error) {
+// parseResumeToken reads a resume token: the seq after which to resume,
+// whether it is a seq of this process's log, and the state the watcher had
+// then.
+func (h *watchHub) parseResumeToken(tok string) (seen, state uint64, sameEpoch bool, err error) {
 	b, decodeErr := base64.RawURLEncoding.DecodeString(tok)
-	if len(tok) > maxResumeTokenLen || decodeErr != nil || len(b) != 16 {
-		return 0, false, invalidField("resume_token", "not a resume token issued by tokend: pass one from an event unchanged")
+	if len(tok) > maxResumeTokenLen || decodeErr != nil || len(b) != 24 {
+		return 0, 0, false, invalidField("resume_token", "not a resume token issued by tokend: pass one from an event unchanged")
 	}
-	if binary.BigEndian.Uint64(b[:8]) != h.epoch {
-		return 0, false, nil
+	return binary.BigEndian.Uint64(b[8:16]), binary.BigEndian.Uint64(b[16:]), binary.BigEndian.Uint64(b[:8]) == h.epoch, nil
+}
+
+// digest sums up what a verifier's answer about this token version depends
+// on, the same in every process that loads the same record.
+func (e *entry) digest() uint64 {
+	const prime = 1099511628211
+	x := uint64(14695981039346656037) // FNV-1a 64
+	addByte := func(c byte) { x = (x ^ uint64(c)) * prime }
+	addString := func(s string) {
+		for i := 0; i < len(s); i++ {
+			addByte(s[i])
+		}
+		addByte(0)
 	}
-	return binary.BigEndian.Uint64(b[8:]), true, nil
+	addUint := func(u uint64) {
+		for i := 0; i < 8; i++ {
+			addByte(byte(u >> (8 * i)))
+		}
+	}
+	addString(e.meta.id)
+	for _, c := range e.hash {
+		addByte(c)
+	}
+	if e.prevHash != nil {
+		for _, c := range e.prevHash {
+			addByte(c)
+		}
+		addUint(uint64(e.meta.prevExpire))
+	}
+	addUint(uint64(e.typ))
+	addUint(uint64(e.expire))
+	addUint(uint64(e.meta.lifespan))
+	addString(e.meta.name)
+	for _, p := range e.meta.permissions {
+		addString(p)
+	}
+	return x
 }
 
 // WatchTokens implements tokendv1.TokenServiceServer. The stream starts
@@ -214,25 +263,26 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 		return status.Error(codes.Unavailable, "shutting down")
 	default:
 	}
-	var cursor uint64 // seq of the next event to send
+	// cursor is the seq of the next event to send; state is the hub's
+	// state after the event before it (what the watcher knows).
+	var cursor, state uint64
 	reset := false
 	h.mu.Lock()
-	cursor = h.next
+	cursor, state = h.next, h.state
 	h.mu.Unlock()
 	if tok := req.GetResumeToken(); tok != "" {
-		seen, sameEpoch, err := h.parseResumeToken(tok)
+		seen, st, sameEpoch, err := h.parseResumeToken(tok)
 		if err != nil {
 			return err // already InvalidArgument
 		}
-		if sameEpoch {
-			cursor = seen + 1
-		} else {
-			reset = true
+		cursor, state = seen+1, st
+		if !sameEpoch {
+			cursor = 0 // a seq no log holds: the state decides below
 		}
 	}
 	send := func(ev watchEvent) error {
 		msg := &tokendv1.WatchTokensResponse{
-			Type: ev.typ, TokenId: ev.id, ResumeToken: h.resumeToken(cursor - 1),
+			Type: ev.typ, TokenId: ev.id, ResumeToken: h.resumeToken(cursor-1, state),
 			EventTime: timestamppb.New(time.Unix(0, ev.at)),
 		}
 		if ev.expire != 0 {
@@ -252,7 +302,11 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 		h.mu.Lock()
 		events, lost := h.read(cursor, buf[:0])
 		if lost {
-			cursor, reset = h.next, true
+			// Events were missed; if they changed nothing a verifier
+			// caches (nothing, or only changes undone since), going on
+			// from now is as good as having seen them.
+			reset = state != h.state
+			cursor, state = h.next, h.state
 		}
 		wake := h.wake
 		h.mu.Unlock()
@@ -270,7 +324,7 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 			first = false
 		}
 		for _, ev := range events {
-			cursor = ev.seq + 1
+			cursor, state = ev.seq+1, ev.state
 			if err := send(ev); err != nil {
 				return err
 			}

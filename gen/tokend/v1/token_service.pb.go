@@ -282,8 +282,9 @@ const (
 	// Nothing happened: the watch is alive. Sent when the watch starts and at a
 	// fixed interval.
 	TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT TokenEventType = 6
-	// Events may have been missed (the resume point could not be served, or the
-	// watcher fell too far behind): forget everything learnt about tokens.
+	// Events were missed (a resume point whose events are no longer kept, or a
+	// watcher too far behind) and tokens changed meanwhile: forget everything
+	// learnt about tokens.
 	TokenEventType_TOKEN_EVENT_TYPE_RESET TokenEventType = 7
 )
 
@@ -1778,9 +1779,11 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 type WatchTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Where to resume: the resume_token of the last event received on an
-	// earlier watch. Empty starts from now. A resume point the server can no
-	// longer serve (too old, or from before a server restart) is answered with
-	// a TOKEN_EVENT_TYPE_RESET event, then the watch continues from now.
+	// earlier watch, from this server, another replica or before a restart.
+	// Empty starts from now. When the events since are no longer kept, the
+	// watch goes on from now if no token changed since in a way that matters
+	// to a verifier, and otherwise starts with a TOKEN_EVENT_TYPE_RESET event.
+	// Expiry events that fell due in between are not replayed.
 	ResumeToken   string `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
