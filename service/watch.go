@@ -107,6 +107,7 @@ func newWatchHub(now func() time.Time, warnings []time.Duration, heartbeat time.
 func (h *watchHub) goLive() {
 	h.mu.Lock()
 	h.live = true
+	heap.Init(&h.deadlines)
 	h.mu.Unlock()
 }
 
@@ -444,12 +445,21 @@ func (h *watchHub) scheduleAfter(id string, e *entry, t int64) {
 	case at == 0:
 		return
 	case d == nil:
-		d = &deadline{id: id}
+		d = &deadline{id: id, at: at, entry: e, typ: typ, expire: e.expire}
 		h.byID[id] = d
-		d.at, d.entry, d.typ, d.expire = at, e, typ, e.expire
+		if !h.live {
+			// While the stored tokens are replayed the heap is built once,
+			// at the end (goLive): a push per token would cost n log n.
+			d.index = len(h.deadlines)
+			h.deadlines = append(h.deadlines, d)
+			return
+		}
 		heap.Push(&h.deadlines, d)
 	default:
 		d.at, d.entry, d.typ, d.expire = at, e, typ, e.expire
+		if !h.live {
+			return
+		}
 		heap.Fix(&h.deadlines, d.index)
 	}
 	if d.index == 0 {
