@@ -460,3 +460,17 @@ func TestWatchResumeAcrossRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchExpiryAfterRestart: the expiry of a token loaded from the store
+// at start is scheduled like that of a token created since.
+func TestWatchExpiryAfterRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := server.Config{DataDir: dataDir, Lifespans: []time.Duration{3 * time.Second}, ExpiryWarnings: []time.Duration{}}
+	first := startServer(t, cfg)
+	root := first.root
+	tok, _ := first.createToken(t, &tokendv1.Token{Name: "short", Lifespan: durationpb.New(3 * time.Second)})
+	first.shutdown(t)
+	second := startServer(t, cfg)
+	w := second.watch(t, root, "")
+	wantEvent(t, w.next(t), tokendv1.TokenEventType_TOKEN_EVENT_TYPE_EXPIRED, tok.GetId())
+}
