@@ -141,15 +141,6 @@ func (h *watchHub) observe(id string, before, after *entry) {
 	}
 }
 
-// Reset tells every watcher to forget what it knows about tokens: for a
-// store whose change feed lost track (after a compaction, a distributed
-// backend replays its whole state rather than the changes).
-func (h *watchHub) reset() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.publish(tokendv1.TokenEventType_TOKEN_EVENT_TYPE_RESET, "", 0)
-}
-
 func sameHash(a, b *secretHash) bool {
 	if a == nil || b == nil {
 		return a == b
