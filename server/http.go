@@ -72,6 +72,7 @@ func newHTTPHandler(ctx context.Context, svc *service.Service, m *metrics, log *
 	mux.Handle("/v1/", limitBody(maxBody, gateway))
 	mux.Handle("POST /v1/tokens:introspect", limitBody(maxBody, introspectHandler(svc)))
 	auth.mount(mux)
+	mux.Handle("GET /v1/tokens:watch", watchHandler(svc))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

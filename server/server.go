@@ -81,6 +81,14 @@ type Config struct {
 	// MaxStaleness is service.Config.MaxStaleness: how long introspection
 	// answers from memory while a shared store is unreachable.
 	MaxStaleness time.Duration
+	// ExpiryWarnings are the times before a token's expiry at which
+	// watchers get an EXPIRING event (default 168h and 24h); WatchHeartbeat
+	// is the interval of watch heartbeats (default 15 s); WatchBuffer is
+	// how many events are kept for lagging or reconnecting watchers
+	// (default 4096).
+	ExpiryWarnings []time.Duration
+	WatchHeartbeat time.Duration
+	WatchBuffer    int
 }
 
 // Defaults for Config.
@@ -162,6 +170,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AuthFailureLimit: cfg.AuthFailureLimit,
 		MaxActions:       cfg.MaxActions,
 		MaxStaleness:     cfg.MaxStaleness,
+		ExpiryWarnings:   cfg.ExpiryWarnings,
+		WatchHeartbeat:   cfg.WatchHeartbeat,
+		WatchBuffer:      cfg.WatchBuffer,
 	})
 	if err != nil {
 		return nil, err
@@ -415,6 +426,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) close(ctx context.Context) error {
 	var errs []error
+	if s.svc != nil {
+		s.svc.EndWatches() // they never end on their own
+	}
 	if s.health != nil {
 		s.health.Shutdown()
 	}

@@ -212,6 +212,13 @@ func (ix *index) byTokenID(id string) *entry {
 	return e
 }
 
+// entries returns the current version of every token, by id.
+func (ix *index) entries() map[string]*entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return maps.Clone(ix.byID)
+}
+
 // size returns the number of tokens indexed.
 func (ix *index) size() int {
 	ix.mu.RLock()

@@ -63,6 +63,14 @@ type Config struct {
 	// whose feed can fall behind (storage.FeedFreshness); default
 	// DefaultMaxStaleness, negative never fails closed.
 	MaxStaleness time.Duration
+	// ExpiryWarnings are the times before a token's expiry at which
+	// watchers get an EXPIRING event; default DefaultExpiryWarnings.
+	ExpiryWarnings []time.Duration
+	// WatchHeartbeat is the interval of watch heartbeats; default
+	// DefaultWatchHeartbeat. WatchBuffer is how many events are kept for
+	// lagging or reconnecting watchers; default DefaultWatchBuffer.
+	WatchHeartbeat time.Duration
+	WatchBuffer    int
 }
 
 // DefaultMaxStaleness is Config.MaxStaleness when unset.
@@ -80,6 +88,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	failures  *failureLimiter // nil when damping is off
+	watch     *watchHub
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
@@ -165,13 +174,49 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.maxStale = max(int64(cfg.MaxStaleness), 0)
 	}
+	warnings := cfg.ExpiryWarnings
+	if warnings == nil {
+		warnings = DefaultExpiryWarnings
+	}
+	s.watch = newWatchHub(s.now, warnings, cfg.WatchHeartbeat, cfg.WatchBuffer, s.index.byTokenID)
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	if err := s.store.Subscribe(feedCtx, s.index.apply); err != nil {
+	if err := s.store.Subscribe(feedCtx, s.applyChange); err != nil {
 		stop()
 		return nil, fmt.Errorf("service: load tokens: %w", err)
 	}
+	s.watch.goLive()
+	go s.watch.runDeadlines(feedCtx)
 	s.stopFeed = stop
 	return s, nil
+}
+
+// applyChange brings the index up to date with a committed change, then
+// tells watchers about it.
+func (s *Service) applyChange(c storage.Change) {
+	if c.Reset {
+		s.applyReset(c)
+		return
+	}
+	before := s.index.byTokenID(c.ID)
+	s.index.apply(c)
+	s.watch.observe(c.ID, before, s.index.byTokenID(c.ID))
+}
+
+// applyReset replaces the whole index (the store lost track of single
+// changes, as an etcd watch that was compacted past does) and tells watchers
+// what changed for each token, as if the changes had come one by one: a
+// verifier's cache stays correct without being dropped.
+func (s *Service) applyReset(c storage.Change) {
+	before := s.index.entries()
+	s.index.apply(c)
+	for _, t := range c.Tokens {
+		if _, ok := before[t.ID]; !ok {
+			before[t.ID] = nil
+		}
+	}
+	for id, old := range before {
+		s.watch.observe(id, old, s.index.byTokenID(id))
+	}
 }
 
 // Lifespans returns the allowed token durations, shortest first.

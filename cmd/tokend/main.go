@@ -70,6 +70,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		shutdownTimeout = 30 * time.Second
 		logLevel        = "info"
 		logFormat       = "text"
+		expiryWarnings  = "168h,24h"
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address (`host:port`; :0 picks a free port; loopback by default, and a warning when another address is served without TLS)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address for REST, the console, health, metrics and OpenAPI (`host:port`; loopback by default)")
@@ -85,6 +86,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", service.DefaultAuthFailureLimit, "failed authentications per minute one client address may make; further failures get 429/ResourceExhausted (401 on /v1/auth) until the minute ends, valid credentials are still served (`count`; negative disables)")
 	fs.StringVar(&cfg.AuthRoutesFile, "auth-routes", "", "YAML route table `file` of forward auth (/v1/auth), reloaded on SIGHUP; without it /v1/auth denies every request")
 	fs.IntVar(&cfg.MaxActions, "max-actions", service.DefaultMaxActions, "how many actions the API action catalog may hold; registering more is refused (`count`)")
+	fs.StringVar(&expiryWarnings, "expiry-warnings", expiryWarnings, "times before a token's expiry at which watchers get an EXPIRING event, comma-separated (`list` of durations; \"none\" for none)")
+	fs.DurationVar(&cfg.WatchHeartbeat, "watch-heartbeat", service.DefaultWatchHeartbeat, "interval of the heartbeats on token watches (`duration`)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: verify client certificates against it on both ports (mutual TLS; see -tls-client-auth)")
@@ -105,6 +108,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	var err error
 	if cfg.Lifespans, err = parseLifespans(lifespans); err != nil {
 		return cfg, 0, nil, err
+	}
+	if cfg.ExpiryWarnings, err = parseExpiryWarnings(expiryWarnings); err != nil {
+		return cfg, 0, nil, err
+	}
+	if cfg.WatchHeartbeat <= 0 {
+		return cfg, 0, nil, errors.New("-watch-heartbeat must be positive")
 	}
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {
@@ -214,6 +223,22 @@ func parseLifespans(s string) ([]time.Duration, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-lifespans: list at least one duration")
+	}
+	return out, nil
+}
+
+// parseExpiryWarnings reads "168h,24h" (Go durations), or "none".
+func parseExpiryWarnings(s string) ([]time.Duration, error) {
+	out := []time.Duration{} // not nil: an empty list means no warnings
+	if strings.TrimSpace(s) == "none" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-expiry-warnings: %q is not a positive duration (write e.g. 168h,24h, or none)", part)
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

@@ -88,6 +88,7 @@ var allFlags = []string{
 	"api-prefix", "admin-prefix", "flush-interval", "max-body-bytes", "shutdown-timeout",
 	"log-level", "log-format", "audit-retention", "auth-failure-limit", "tls-cert", "tls-key", "tls-client-ca",
 	"store", "etcd-endpoints", "etcd-prefix", "etcd-dial-timeout", "etcd-ca", "etcd-cert", "etcd-key", "max-staleness",
+	"expiry-warnings", "watch-heartbeat",
 }
 
 func env(kv ...string) func(string) string {
@@ -138,6 +139,12 @@ func TestParseServeFlagsDefaults(t *testing.T) {
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("parsing printed %q", stderr.String())
+	}
+	if want := []time.Duration{168 * time.Hour, 24 * time.Hour}; !slices.Equal(cfg.ExpiryWarnings, want) || cfg.WatchHeartbeat != service.DefaultWatchHeartbeat {
+		t.Errorf("expiry warnings %v, watch heartbeat %v; want %v, %v", cfg.ExpiryWarnings, cfg.WatchHeartbeat, want, service.DefaultWatchHeartbeat)
+	}
+	if cfg, _, _, err := parseServeFlags([]string{"-expiry-warnings", "none"}, env(), &stderr); err != nil || cfg.ExpiryWarnings == nil || len(cfg.ExpiryWarnings) != 0 {
+		t.Errorf("-expiry-warnings none: %v, %v; want an empty, non-nil list", cfg.ExpiryWarnings, err)
 	}
 }
 
@@ -267,6 +274,9 @@ func TestParseServeFlagsErrors(t *testing.T) {
 		{"NegativeWriteTimeout", nil, []string{"TOKEND_HTTP_WRITE_TIMEOUT", "-1s"}, "http-write-timeout"},
 		{"ZeroMaxStreams", []string{"-grpc-max-streams", "0"}, nil, "grpc-max-streams"},
 		{"ZeroMaxIdle", []string{"-grpc-max-idle", "0s"}, nil, "grpc-max-idle"},
+		{"BadExpiryWarnings", []string{"-expiry-warnings", "7d"}, nil, "expiry-warnings"},
+		{"NegativeExpiryWarning", []string{"-expiry-warnings", "168h,-1h"}, nil, "expiry-warnings"},
+		{"ZeroWatchHeartbeat", []string{"-watch-heartbeat", "0s"}, nil, "watch-heartbeat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

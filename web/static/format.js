@@ -37,8 +37,28 @@ export function durationLabel(d) {
   return d;
 }
 
+// SOON_DAYS is how close an expiry must be for the console to highlight
+// it and for the "Expiring soon" filter to show the token.
+export const SOON_DAYS = 7;
+const DAY = 86400 * 1000;
+
+// daysLeft is the number of days, rounded up, until the token expires:
+// 1 for "within a day". Infinity for a token that never expires.
+export function daysLeft(token, now = Date.now()) {
+  if (!token.expireTime) return Infinity;
+  return Math.max(0, Math.ceil((Date.parse(token.expireTime) - now) / DAY));
+}
+
+// expiresSoon says whether a token still works but expires within
+// SOON_DAYS days.
+export function expiresSoon(token, now = Date.now()) {
+  return !isExpired(token, now) && daysLeft(token, now) <= SOON_DAYS;
+}
+
 // expiryText says when a token's secret stops working.
-export function expiryText(token) {
+export function expiryText(token, now = Date.now()) {
   if (!token.expireTime) return 'Unlimited';
-  return isExpired(token) ? 'Expired' : formatDate(token.expireTime);
+  if (isExpired(token, now)) return 'Expired';
+  const n = daysLeft(token, now);
+  return `Expires in ${n} day${n === 1 ? '' : 's'}`;
 }

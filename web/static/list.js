@@ -3,7 +3,7 @@
 
 import { listTokens, deleteToken } from './api.js';
 import { h, icon, announce, confirm } from './dom.js';
-import { ADMIN, typeLabel, formatDate, formatDateTime, expiryText, isExpired } from './format.js';
+import { ADMIN, SOON_DAYS, typeLabel, formatDate, formatDateTime, expiryText, expiresSoon, isExpired } from './format.js';
 
 // The sort order is kept while the tab is open: name A→Z by default.
 const sort = { key: 'name', dir: 'ascending' };
@@ -14,6 +14,7 @@ export async function renderList(main, kind, showError) {
     type: 'search', id: 'search', placeholder: 'Search by name or description',
     autocomplete: 'off', oninput: () => draw(),
   });
+  const soon = h('input', { type: 'checkbox', id: 'expiring-soon', onchange: () => draw() });
   const count = h('p', { class: 'count', role: 'status' });
   const tbody = h('tbody');
   const sortButton = (key, label) => h('button', { type: 'button', class: 'sort', onclick: () => toggleSort(key) }, label);
@@ -45,7 +46,8 @@ export async function renderList(main, kind, showError) {
       h('a', { href: '#/', 'aria-current': admin ? null : 'page' }, 'API tokens'),
       h('a', { href: '#/admin', 'aria-current': admin ? 'page' : null }, 'Admin tokens')),
     h('div', { class: 'toolbar' },
-      h('label', { for: 'search', class: 'visually-hidden' }, 'Search tokens'), search, count),
+      h('label', { for: 'search', class: 'visually-hidden' }, 'Search tokens'), search,
+      h('label', { class: 'check soon-filter' }, soon, `Expiring within ${SOON_DAYS} days`), count),
     body);
 
   let tokens;
@@ -72,14 +74,16 @@ export async function renderList(main, kind, showError) {
     const q = search.value.trim().toLowerCase();
     const shown = tokens
       .filter((t) => !q || t.name.toLowerCase().includes(q) || t.description.toLowerCase().includes(q))
+      .filter((t) => !soon.checked || expiresSoon(t))
       .sort(compare);
     tbody.replaceChildren(...shown.map(row));
     const noun = admin ? 'admin token' : 'API token';
     const total = `${tokens.length} ${noun}${tokens.length === 1 ? '' : 's'}`;
-    count.textContent = q ? `${shown.length} of ${total}` : total;
+    const filtered = q || soon.checked;
+    count.textContent = filtered ? `${shown.length} of ${total}` : total;
     if (!shown.length) {
       tbody.append(h('tr', {}, h('td', { colspan: 7, class: 'empty' },
-        q ? 'No token matches this search.' : `No ${noun}s yet.`)));
+        filtered ? 'No token matches these filters.' : `No ${noun}s yet.`)));
     }
   }
 
@@ -102,7 +106,9 @@ export async function renderList(main, kind, showError) {
         : 'Never'),
       h('td', { 'data-label': 'Expires', class: 'expiry' }, isExpired(t)
         ? h('span', { class: 'badge expired', title: 'Expired on ' + formatDateTime(t.expireTime) }, expiry)
-        : t.expireTime ? h('time', { datetime: t.expireTime, title: formatDateTime(t.expireTime) }, expiry) : expiry),
+        : t.expireTime
+          ? h('time', { datetime: t.expireTime, title: formatDateTime(t.expireTime), class: expiresSoon(t) ? 'badge expiring' : null }, expiry)
+          : expiry),
       h('td', { class: 'row-actions' },
         h('a', { class: 'button icon-button', href: '#/tokens/' + encodeURIComponent(t.id), 'aria-label': 'Edit ' + t.name, title: 'Edit' }, icon('pencil')),
         h('button', { type: 'button', class: 'icon-button delete', 'aria-label': 'Delete ' + t.name, title: 'Delete', onclick: () => remove(t) }, icon('trash'))));

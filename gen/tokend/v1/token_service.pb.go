@@ -261,6 +261,84 @@ func (AuditOperation) EnumDescriptor() ([]byte, []int) {
 	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{3}
 }
 
+// TokenEventType says what happened to a token.
+type TokenEventType int32
+
+const (
+	// Never sent.
+	TokenEventType_TOKEN_EVENT_TYPE_UNSPECIFIED TokenEventType = 0
+	// The token's name, type, permissions or lifespan (hence expiry) changed.
+	TokenEventType_TOKEN_EVENT_TYPE_CHANGED TokenEventType = 1
+	// The token's secret changed (regenerated), or the grace period of its
+	// previous secret ended: answers about its old secrets are void.
+	TokenEventType_TOKEN_EVENT_TYPE_SECRET_CHANGED TokenEventType = 2
+	// The token was deleted.
+	TokenEventType_TOKEN_EVENT_TYPE_DELETED TokenEventType = 3
+	// The token expires at expire_time, one of the server's configured warning
+	// periods from now.
+	TokenEventType_TOKEN_EVENT_TYPE_EXPIRING TokenEventType = 4
+	// The token has expired.
+	TokenEventType_TOKEN_EVENT_TYPE_EXPIRED TokenEventType = 5
+	// Nothing happened: the watch is alive. Sent when the watch starts and at a
+	// fixed interval.
+	TokenEventType_TOKEN_EVENT_TYPE_HEARTBEAT TokenEventType = 6
+	// Events were missed (a resume point whose events are no longer kept, or a
+	// watcher too far behind) and tokens changed meanwhile: forget everything
+	// learnt about tokens.
+	TokenEventType_TOKEN_EVENT_TYPE_RESET TokenEventType = 7
+)
+
+// Enum value maps for TokenEventType.
+var (
+	TokenEventType_name = map[int32]string{
+		0: "TOKEN_EVENT_TYPE_UNSPECIFIED",
+		1: "TOKEN_EVENT_TYPE_CHANGED",
+		2: "TOKEN_EVENT_TYPE_SECRET_CHANGED",
+		3: "TOKEN_EVENT_TYPE_DELETED",
+		4: "TOKEN_EVENT_TYPE_EXPIRING",
+		5: "TOKEN_EVENT_TYPE_EXPIRED",
+		6: "TOKEN_EVENT_TYPE_HEARTBEAT",
+		7: "TOKEN_EVENT_TYPE_RESET",
+	}
+	TokenEventType_value = map[string]int32{
+		"TOKEN_EVENT_TYPE_UNSPECIFIED":    0,
+		"TOKEN_EVENT_TYPE_CHANGED":        1,
+		"TOKEN_EVENT_TYPE_SECRET_CHANGED": 2,
+		"TOKEN_EVENT_TYPE_DELETED":        3,
+		"TOKEN_EVENT_TYPE_EXPIRING":       4,
+		"TOKEN_EVENT_TYPE_EXPIRED":        5,
+		"TOKEN_EVENT_TYPE_HEARTBEAT":      6,
+		"TOKEN_EVENT_TYPE_RESET":          7,
+	}
+)
+
+func (x TokenEventType) Enum() *TokenEventType {
+	p := new(TokenEventType)
+	*p = x
+	return p
+}
+
+func (x TokenEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TokenEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokend_v1_token_service_proto_enumTypes[4].Descriptor()
+}
+
+func (TokenEventType) Type() protoreflect.EnumType {
+	return &file_tokend_v1_token_service_proto_enumTypes[4]
+}
+
+func (x TokenEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TokenEventType.Descriptor instead.
+func (TokenEventType) EnumDescriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{4}
+}
+
 // Token is an API or admin token. Its secret is never part of it.
 type Token struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1732,6 +1810,140 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// WatchTokensRequest starts a watch.
+type WatchTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to resume: the resume_token of the last event received on an
+	// earlier watch, from this server, another replica or before a restart.
+	// Empty starts from now. When the events since are no longer kept, the
+	// watch goes on from now if no token changed since in a way that matters
+	// to a verifier, and otherwise starts with a TOKEN_EVENT_TYPE_RESET event.
+	// Expiry events that fell due in between are not replayed.
+	ResumeToken   string `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchTokensRequest) Reset() {
+	*x = WatchTokensRequest{}
+	mi := &file_tokend_v1_token_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTokensRequest) ProtoMessage() {}
+
+func (x *WatchTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tokend_v1_token_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTokensRequest.ProtoReflect.Descriptor instead.
+func (*WatchTokensRequest) Descriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WatchTokensRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// WatchTokensResponse is one event. It never carries a secret or a hash.
+type WatchTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What happened.
+	Type TokenEventType `protobuf:"varint,1,opt,name=type,proto3,enum=tokend.v1.TokenEventType" json:"type,omitempty"`
+	// The token it happened to; empty for heartbeats and resets.
+	TokenId string `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Pass it as WatchTokensRequest.resume_token to continue after this event.
+	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// When the server saw the event.
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// The token's expiry, for CHANGED, SECRET_CHANGED, EXPIRING and EXPIRED;
+	// unset when it never expires.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchTokensResponse) Reset() {
+	*x = WatchTokensResponse{}
+	mi := &file_tokend_v1_token_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTokensResponse) ProtoMessage() {}
+
+func (x *WatchTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tokend_v1_token_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTokensResponse.ProtoReflect.Descriptor instead.
+func (*WatchTokensResponse) Descriptor() ([]byte, []int) {
+	return file_tokend_v1_token_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchTokensResponse) GetType() TokenEventType {
+	if x != nil {
+		return x.Type
+	}
+	return TokenEventType_TOKEN_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchTokensResponse) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *WatchTokensResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchTokensResponse) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+func (x *WatchTokensResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_tokend_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_tokend_v1_token_service_proto_rawDesc = "" +
@@ -1837,7 +2049,17 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\ttarget_id\x18\x03 \x01(\tR\btargetId\"{\n" +
 	"\x17ListAuditEventsResponse\x128\n" +
 	"\faudit_events\x18\x01 \x03(\v2\x15.tokend.v1.AuditEventR\vauditEvents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*Q\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"7\n" +
+	"\x12WatchTokensRequest\x12!\n" +
+	"\fresume_token\x18\x01 \x01(\tR\vresumeToken\"\xfa\x01\n" +
+	"\x13WatchTokensResponse\x12-\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x19.tokend.v1.TokenEventTypeR\x04type\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x129\n" +
+	"\n" +
+	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*Q\n" +
 	"\tTokenKind\x12\x1a\n" +
 	"\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTOKEN_KIND_API\x10\x01\x12\x14\n" +
@@ -1859,7 +2081,16 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x1cAUDIT_OPERATION_UPDATE_TOKEN\x10\x03\x12 \n" +
 	"\x1cAUDIT_OPERATION_DELETE_TOKEN\x10\x04\x12$\n" +
 	" AUDIT_OPERATION_REGENERATE_TOKEN\x10\x05\x12$\n" +
-	" AUDIT_OPERATION_REGISTER_ACTIONS\x10\x062\xbe\x06\n" +
+	" AUDIT_OPERATION_REGISTER_ACTIONS\x10\x06*\x8c\x02\n" +
+	"\x0eTokenEventType\x12 \n" +
+	"\x1cTOKEN_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18TOKEN_EVENT_TYPE_CHANGED\x10\x01\x12#\n" +
+	"\x1fTOKEN_EVENT_TYPE_SECRET_CHANGED\x10\x02\x12\x1c\n" +
+	"\x18TOKEN_EVENT_TYPE_DELETED\x10\x03\x12\x1d\n" +
+	"\x19TOKEN_EVENT_TYPE_EXPIRING\x10\x04\x12\x1c\n" +
+	"\x18TOKEN_EVENT_TYPE_EXPIRED\x10\x05\x12\x1e\n" +
+	"\x1aTOKEN_EVENT_TYPE_HEARTBEAT\x10\x06\x12\x1a\n" +
+	"\x16TOKEN_EVENT_TYPE_RESET\x10\a2\x8e\a\n" +
 	"\fTokenService\x12L\n" +
 	"\vCreateToken\x12\x1d.tokend.v1.CreateTokenRequest\x1a\x1e.tokend.v1.CreateTokenResponse\x12C\n" +
 	"\bGetToken\x12\x1a.tokend.v1.GetTokenRequest\x1a\x1b.tokend.v1.GetTokenResponse\x12I\n" +
@@ -1871,7 +2102,8 @@ const file_tokend_v1_token_service_proto_rawDesc = "" +
 	"\x0fIntrospectToken\x12!.tokend.v1.IntrospectTokenRequest\x1a\".tokend.v1.IntrospectTokenResponse\x12X\n" +
 	"\x0fRegisterActions\x12!.tokend.v1.RegisterActionsRequest\x1a\".tokend.v1.RegisterActionsResponse\x12L\n" +
 	"\vListActions\x12\x1d.tokend.v1.ListActionsRequest\x1a\x1e.tokend.v1.ListActionsResponse\x12X\n" +
-	"\x0fListAuditEvents\x12!.tokend.v1.ListAuditEventsRequest\x1a\".tokend.v1.ListAuditEventsResponseB1Z/github.com/tokend/tokend/gen/tokend/v1;tokendv1b\x06proto3"
+	"\x0fListAuditEvents\x12!.tokend.v1.ListAuditEventsRequest\x1a\".tokend.v1.ListAuditEventsResponse\x12N\n" +
+	"\vWatchTokens\x12\x1d.tokend.v1.WatchTokensRequest\x1a\x1e.tokend.v1.WatchTokensResponse0\x01B1Z/github.com/tokend/tokend/gen/tokend/v1;tokendv1b\x06proto3"
 
 var (
 	file_tokend_v1_token_service_proto_rawDescOnce sync.Once
@@ -1885,95 +2117,103 @@ func file_tokend_v1_token_service_proto_rawDescGZIP() []byte {
 	return file_tokend_v1_token_service_proto_rawDescData
 }
 
-var file_tokend_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tokend_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tokend_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_tokend_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_tokend_v1_token_service_proto_goTypes = []any{
 	(TokenKind)(0),                  // 0: tokend.v1.TokenKind
 	(TokenType)(0),                  // 1: tokend.v1.TokenType
 	(InactiveReason)(0),             // 2: tokend.v1.InactiveReason
 	(AuditOperation)(0),             // 3: tokend.v1.AuditOperation
-	(*Token)(nil),                   // 4: tokend.v1.Token
-	(*CreateTokenRequest)(nil),      // 5: tokend.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),     // 6: tokend.v1.CreateTokenResponse
-	(*GetTokenRequest)(nil),         // 7: tokend.v1.GetTokenRequest
-	(*GetTokenResponse)(nil),        // 8: tokend.v1.GetTokenResponse
-	(*ListTokensRequest)(nil),       // 9: tokend.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),      // 10: tokend.v1.ListTokensResponse
-	(*UpdateTokenRequest)(nil),      // 11: tokend.v1.UpdateTokenRequest
-	(*UpdateTokenResponse)(nil),     // 12: tokend.v1.UpdateTokenResponse
-	(*DeleteTokenRequest)(nil),      // 13: tokend.v1.DeleteTokenRequest
-	(*DeleteTokenResponse)(nil),     // 14: tokend.v1.DeleteTokenResponse
-	(*RegenerateTokenRequest)(nil),  // 15: tokend.v1.RegenerateTokenRequest
-	(*RegenerateTokenResponse)(nil), // 16: tokend.v1.RegenerateTokenResponse
-	(*IntrospectTokenRequest)(nil),  // 17: tokend.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil), // 18: tokend.v1.IntrospectTokenResponse
-	(*Action)(nil),                  // 19: tokend.v1.Action
-	(*RegisterActionsRequest)(nil),  // 20: tokend.v1.RegisterActionsRequest
-	(*RegisterActionsResponse)(nil), // 21: tokend.v1.RegisterActionsResponse
-	(*ListActionsRequest)(nil),      // 22: tokend.v1.ListActionsRequest
-	(*ListActionsResponse)(nil),     // 23: tokend.v1.ListActionsResponse
-	(*AuditEvent)(nil),              // 24: tokend.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),  // 25: tokend.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 26: tokend.v1.ListAuditEventsResponse
-	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 29: google.protobuf.FieldMask
+	(TokenEventType)(0),             // 4: tokend.v1.TokenEventType
+	(*Token)(nil),                   // 5: tokend.v1.Token
+	(*CreateTokenRequest)(nil),      // 6: tokend.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),     // 7: tokend.v1.CreateTokenResponse
+	(*GetTokenRequest)(nil),         // 8: tokend.v1.GetTokenRequest
+	(*GetTokenResponse)(nil),        // 9: tokend.v1.GetTokenResponse
+	(*ListTokensRequest)(nil),       // 10: tokend.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),      // 11: tokend.v1.ListTokensResponse
+	(*UpdateTokenRequest)(nil),      // 12: tokend.v1.UpdateTokenRequest
+	(*UpdateTokenResponse)(nil),     // 13: tokend.v1.UpdateTokenResponse
+	(*DeleteTokenRequest)(nil),      // 14: tokend.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),     // 15: tokend.v1.DeleteTokenResponse
+	(*RegenerateTokenRequest)(nil),  // 16: tokend.v1.RegenerateTokenRequest
+	(*RegenerateTokenResponse)(nil), // 17: tokend.v1.RegenerateTokenResponse
+	(*IntrospectTokenRequest)(nil),  // 18: tokend.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil), // 19: tokend.v1.IntrospectTokenResponse
+	(*Action)(nil),                  // 20: tokend.v1.Action
+	(*RegisterActionsRequest)(nil),  // 21: tokend.v1.RegisterActionsRequest
+	(*RegisterActionsResponse)(nil), // 22: tokend.v1.RegisterActionsResponse
+	(*ListActionsRequest)(nil),      // 23: tokend.v1.ListActionsRequest
+	(*ListActionsResponse)(nil),     // 24: tokend.v1.ListActionsResponse
+	(*AuditEvent)(nil),              // 25: tokend.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),  // 26: tokend.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil), // 27: tokend.v1.ListAuditEventsResponse
+	(*WatchTokensRequest)(nil),      // 28: tokend.v1.WatchTokensRequest
+	(*WatchTokensResponse)(nil),     // 29: tokend.v1.WatchTokensResponse
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 32: google.protobuf.FieldMask
 }
 var file_tokend_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: tokend.v1.Token.kind:type_name -> tokend.v1.TokenKind
 	1,  // 1: tokend.v1.Token.type:type_name -> tokend.v1.TokenType
-	27, // 2: tokend.v1.Token.lifespan:type_name -> google.protobuf.Duration
-	28, // 3: tokend.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 4: tokend.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	28, // 5: tokend.v1.Token.update_time:type_name -> google.protobuf.Timestamp
-	28, // 6: tokend.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	28, // 7: tokend.v1.Token.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 8: tokend.v1.CreateTokenRequest.token:type_name -> tokend.v1.Token
-	4,  // 9: tokend.v1.CreateTokenResponse.token:type_name -> tokend.v1.Token
-	4,  // 10: tokend.v1.GetTokenResponse.token:type_name -> tokend.v1.Token
+	30, // 2: tokend.v1.Token.lifespan:type_name -> google.protobuf.Duration
+	31, // 3: tokend.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 4: tokend.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	31, // 5: tokend.v1.Token.update_time:type_name -> google.protobuf.Timestamp
+	31, // 6: tokend.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	31, // 7: tokend.v1.Token.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 8: tokend.v1.CreateTokenRequest.token:type_name -> tokend.v1.Token
+	5,  // 9: tokend.v1.CreateTokenResponse.token:type_name -> tokend.v1.Token
+	5,  // 10: tokend.v1.GetTokenResponse.token:type_name -> tokend.v1.Token
 	0,  // 11: tokend.v1.ListTokensRequest.kind:type_name -> tokend.v1.TokenKind
 	1,  // 12: tokend.v1.ListTokensRequest.type:type_name -> tokend.v1.TokenType
-	28, // 13: tokend.v1.ListTokensRequest.expire_before:type_name -> google.protobuf.Timestamp
-	4,  // 14: tokend.v1.ListTokensResponse.tokens:type_name -> tokend.v1.Token
-	4,  // 15: tokend.v1.UpdateTokenRequest.token:type_name -> tokend.v1.Token
-	29, // 16: tokend.v1.UpdateTokenRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 17: tokend.v1.UpdateTokenResponse.token:type_name -> tokend.v1.Token
-	27, // 18: tokend.v1.RegenerateTokenRequest.grace_period:type_name -> google.protobuf.Duration
-	4,  // 19: tokend.v1.RegenerateTokenResponse.token:type_name -> tokend.v1.Token
+	31, // 13: tokend.v1.ListTokensRequest.expire_before:type_name -> google.protobuf.Timestamp
+	5,  // 14: tokend.v1.ListTokensResponse.tokens:type_name -> tokend.v1.Token
+	5,  // 15: tokend.v1.UpdateTokenRequest.token:type_name -> tokend.v1.Token
+	32, // 16: tokend.v1.UpdateTokenRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 17: tokend.v1.UpdateTokenResponse.token:type_name -> tokend.v1.Token
+	30, // 18: tokend.v1.RegenerateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	5,  // 19: tokend.v1.RegenerateTokenResponse.token:type_name -> tokend.v1.Token
 	2,  // 20: tokend.v1.IntrospectTokenResponse.inactive_reason:type_name -> tokend.v1.InactiveReason
-	4,  // 21: tokend.v1.IntrospectTokenResponse.token:type_name -> tokend.v1.Token
-	19, // 22: tokend.v1.RegisterActionsRequest.actions:type_name -> tokend.v1.Action
-	19, // 23: tokend.v1.RegisterActionsResponse.actions:type_name -> tokend.v1.Action
+	5,  // 21: tokend.v1.IntrospectTokenResponse.token:type_name -> tokend.v1.Token
+	20, // 22: tokend.v1.RegisterActionsRequest.actions:type_name -> tokend.v1.Action
+	20, // 23: tokend.v1.RegisterActionsResponse.actions:type_name -> tokend.v1.Action
 	0,  // 24: tokend.v1.ListActionsRequest.kind:type_name -> tokend.v1.TokenKind
-	19, // 25: tokend.v1.ListActionsResponse.actions:type_name -> tokend.v1.Action
-	28, // 26: tokend.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	20, // 25: tokend.v1.ListActionsResponse.actions:type_name -> tokend.v1.Action
+	31, // 26: tokend.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	3,  // 27: tokend.v1.AuditEvent.operation:type_name -> tokend.v1.AuditOperation
-	24, // 28: tokend.v1.ListAuditEventsResponse.audit_events:type_name -> tokend.v1.AuditEvent
-	5,  // 29: tokend.v1.TokenService.CreateToken:input_type -> tokend.v1.CreateTokenRequest
-	7,  // 30: tokend.v1.TokenService.GetToken:input_type -> tokend.v1.GetTokenRequest
-	9,  // 31: tokend.v1.TokenService.ListTokens:input_type -> tokend.v1.ListTokensRequest
-	11, // 32: tokend.v1.TokenService.UpdateToken:input_type -> tokend.v1.UpdateTokenRequest
-	13, // 33: tokend.v1.TokenService.DeleteToken:input_type -> tokend.v1.DeleteTokenRequest
-	15, // 34: tokend.v1.TokenService.RegenerateToken:input_type -> tokend.v1.RegenerateTokenRequest
-	17, // 35: tokend.v1.TokenService.IntrospectToken:input_type -> tokend.v1.IntrospectTokenRequest
-	20, // 36: tokend.v1.TokenService.RegisterActions:input_type -> tokend.v1.RegisterActionsRequest
-	22, // 37: tokend.v1.TokenService.ListActions:input_type -> tokend.v1.ListActionsRequest
-	25, // 38: tokend.v1.TokenService.ListAuditEvents:input_type -> tokend.v1.ListAuditEventsRequest
-	6,  // 39: tokend.v1.TokenService.CreateToken:output_type -> tokend.v1.CreateTokenResponse
-	8,  // 40: tokend.v1.TokenService.GetToken:output_type -> tokend.v1.GetTokenResponse
-	10, // 41: tokend.v1.TokenService.ListTokens:output_type -> tokend.v1.ListTokensResponse
-	12, // 42: tokend.v1.TokenService.UpdateToken:output_type -> tokend.v1.UpdateTokenResponse
-	14, // 43: tokend.v1.TokenService.DeleteToken:output_type -> tokend.v1.DeleteTokenResponse
-	16, // 44: tokend.v1.TokenService.RegenerateToken:output_type -> tokend.v1.RegenerateTokenResponse
-	18, // 45: tokend.v1.TokenService.IntrospectToken:output_type -> tokend.v1.IntrospectTokenResponse
-	21, // 46: tokend.v1.TokenService.RegisterActions:output_type -> tokend.v1.RegisterActionsResponse
-	23, // 47: tokend.v1.TokenService.ListActions:output_type -> tokend.v1.ListActionsResponse
-	26, // 48: tokend.v1.TokenService.ListAuditEvents:output_type -> tokend.v1.ListAuditEventsResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	25, // 28: tokend.v1.ListAuditEventsResponse.audit_events:type_name -> tokend.v1.AuditEvent
+	4,  // 29: tokend.v1.WatchTokensResponse.type:type_name -> tokend.v1.TokenEventType
+	31, // 30: tokend.v1.WatchTokensResponse.event_time:type_name -> google.protobuf.Timestamp
+	31, // 31: tokend.v1.WatchTokensResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 32: tokend.v1.TokenService.CreateToken:input_type -> tokend.v1.CreateTokenRequest
+	8,  // 33: tokend.v1.TokenService.GetToken:input_type -> tokend.v1.GetTokenRequest
+	10, // 34: tokend.v1.TokenService.ListTokens:input_type -> tokend.v1.ListTokensRequest
+	12, // 35: tokend.v1.TokenService.UpdateToken:input_type -> tokend.v1.UpdateTokenRequest
+	14, // 36: tokend.v1.TokenService.DeleteToken:input_type -> tokend.v1.DeleteTokenRequest
+	16, // 37: tokend.v1.TokenService.RegenerateToken:input_type -> tokend.v1.RegenerateTokenRequest
+	18, // 38: tokend.v1.TokenService.IntrospectToken:input_type -> tokend.v1.IntrospectTokenRequest
+	21, // 39: tokend.v1.TokenService.RegisterActions:input_type -> tokend.v1.RegisterActionsRequest
+	23, // 40: tokend.v1.TokenService.ListActions:input_type -> tokend.v1.ListActionsRequest
+	26, // 41: tokend.v1.TokenService.ListAuditEvents:input_type -> tokend.v1.ListAuditEventsRequest
+	28, // 42: tokend.v1.TokenService.WatchTokens:input_type -> tokend.v1.WatchTokensRequest
+	7,  // 43: tokend.v1.TokenService.CreateToken:output_type -> tokend.v1.CreateTokenResponse
+	9,  // 44: tokend.v1.TokenService.GetToken:output_type -> tokend.v1.GetTokenResponse
+	11, // 45: tokend.v1.TokenService.ListTokens:output_type -> tokend.v1.ListTokensResponse
+	13, // 46: tokend.v1.TokenService.UpdateToken:output_type -> tokend.v1.UpdateTokenResponse
+	15, // 47: tokend.v1.TokenService.DeleteToken:output_type -> tokend.v1.DeleteTokenResponse
+	17, // 48: tokend.v1.TokenService.RegenerateToken:output_type -> tokend.v1.RegenerateTokenResponse
+	19, // 49: tokend.v1.TokenService.IntrospectToken:output_type -> tokend.v1.IntrospectTokenResponse
+	22, // 50: tokend.v1.TokenService.RegisterActions:output_type -> tokend.v1.RegisterActionsResponse
+	24, // 51: tokend.v1.TokenService.ListActions:output_type -> tokend.v1.ListActionsResponse
+	27, // 52: tokend.v1.TokenService.ListAuditEvents:output_type -> tokend.v1.ListAuditEventsResponse
+	29, // 53: tokend.v1.TokenService.WatchTokens:output_type -> tokend.v1.WatchTokensResponse
+	43, // [43:54] is the sub-list for method output_type
+	32, // [32:43] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_tokend_v1_token_service_proto_init() }
@@ -1986,8 +2226,8 @@ func file_tokend_v1_token_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokend_v1_token_service_proto_rawDesc), len(file_tokend_v1_token_service_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   23,
+			NumEnums:      5,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

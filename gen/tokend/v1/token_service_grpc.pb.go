@@ -29,6 +29,7 @@ const (
 	TokenService_RegisterActions_FullMethodName = "/tokend.v1.TokenService/RegisterActions"
 	TokenService_ListActions_FullMethodName     = "/tokend.v1.TokenService/ListActions"
 	TokenService_ListAuditEvents_FullMethodName = "/tokend.v1.TokenService/ListAuditEvents"
+	TokenService_WatchTokens_FullMethodName     = "/tokend.v1.TokenService/WatchTokens"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -73,6 +74,12 @@ type TokenServiceClient interface {
 	// ListAuditEvents lists the audit trail, newest first. Requires
 	// tokend.audit.find.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// WatchTokens streams the changes to API tokens that matter to a backend
+	// caching introspection answers: a changed grant, a new secret, a deletion,
+	// an expiry coming or reached. It never ends on its own; a heartbeat comes
+	// at a fixed interval when nothing else does. Requires
+	// tokend.token.introspect.
+	WatchTokens(ctx context.Context, in *WatchTokensRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTokensResponse], error)
 }
 
 type tokenServiceClient struct {
@@ -183,6 +190,25 @@ func (c *tokenServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *tokenServiceClient) WatchTokens(ctx context.Context, in *WatchTokensRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTokensResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TokenService_ServiceDesc.Streams[0], TokenService_WatchTokens_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchTokensRequest, WatchTokensResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TokenService_WatchTokensClient = grpc.ServerStreamingClient[WatchTokensResponse]
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -225,6 +251,12 @@ type TokenServiceServer interface {
 	// ListAuditEvents lists the audit trail, newest first. Requires
 	// tokend.audit.find.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// WatchTokens streams the changes to API tokens that matter to a backend
+	// caching introspection answers: a changed grant, a new secret, a deletion,
+	// an expiry coming or reached. It never ends on its own; a heartbeat comes
+	// at a fixed interval when nothing else does. Requires
+	// tokend.token.introspect.
+	WatchTokens(*WatchTokensRequest, grpc.ServerStreamingServer[WatchTokensResponse]) error
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -264,6 +296,9 @@ func (UnimplementedTokenServiceServer) ListActions(context.Context, *ListActions
 }
 func (UnimplementedTokenServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedTokenServiceServer) WatchTokens(*WatchTokensRequest, grpc.ServerStreamingServer[WatchTokensResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchTokens not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -466,6 +501,17 @@ func _TokenService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_WatchTokens_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchTokensRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TokenServiceServer).WatchTokens(m, &grpc.GenericServerStream[WatchTokensRequest, WatchTokensResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TokenService_WatchTokensServer = grpc.ServerStreamingServer[WatchTokensResponse]
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -514,6 +560,12 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _TokenService_ListAuditEvents_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchTokens",
+			Handler:       _TokenService_WatchTokens_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "tokend/v1/token_service.proto",
 }
