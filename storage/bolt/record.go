@@ -95,12 +95,21 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 // and returns an error wrapping storage.ErrCorrupt when b is not a valid
 // record. Empty hashes decode as nil.
 func decodeToken(b []byte) (*storage.Token, error) {
+	t := &storage.Token{}
+	if err := decodeTokenInto(t, b); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// decodeTokenInto is decodeToken into a zero Token the caller allocated
+// (the replay allocates them a batch at a time).
+func decodeTokenInto(t *storage.Token, b []byte) error {
 	d := decoder{b: b}
 	version := d.byte("format version")
 	if d.err == nil && (version < tokenFormatV1 || version > tokenFormatV3) {
-		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
+		return fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
 	}
-	t := &storage.Token{}
 	t.ID = d.string("id")
 	t.Name = d.string("name")
 	t.Description = d.string("description")
@@ -121,10 +130,7 @@ func decodeToken(b []byte) (*storage.Token, error) {
 	if version >= tokenFormatV3 {
 		t.HashKeyID = d.string("hash key id")
 	}
-	if err := d.finish("token"); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return d.finish("token")
 }
 
 // encodeAction returns the record of a; the id is the key, not part of it.
