@@ -51,6 +51,7 @@ func replay(tx *bbolt.Tx, apply func(storage.Change), stats *ReplayStats) error 
 	var (
 		keys, values [replayBatch][]byte
 		tokens       [replayBatch]*storage.Token
+		a            arena
 	)
 	c := tx.Bucket(bucketTokens).Cursor()
 	k, v := c.First()
@@ -62,11 +63,15 @@ func replay(tx *bbolt.Tx, apply func(storage.Change), stats *ReplayStats) error 
 			n++
 		}
 		t1 := time.Now()
-		// One allocation for the batch's tokens rather than one each:
-		// apply may keep a token, which then keeps the slab.
+		// One allocation for the batch's tokens rather than one each,
+		// and their hashes in the arena's shared buffers: the replay
+		// leaves a few large objects behind, not two million small ones
+		// interleaved with the index's own small objects (which would
+		// keep pages resident after the collection). apply may keep a
+		// token, which then keeps its slab and buffer.
 		slab := make([]storage.Token, n)
 		for i := range n {
-			if err := decodeTokenInto(&slab[i], values[i]); err != nil {
+			if err := decodeTokenInto(&slab[i], values[i], &a); err != nil {
 				return fmt.Errorf("token %q: %w", keys[i], err)
 			}
 			tokens[i] = &slab[i]

@@ -31,6 +31,11 @@ func TestReplayDeliversEveryTokenAcrossBatches(t *testing.T) {
 			Kind: storage.KindAPI, Type: storage.TypeReadOnly,
 			CreateTime: created, UpdateTime: created,
 			SecretHash: fmt.Appendf(nil, "hash-%05d-padded-to-32-bytes...", i),
+			HashKeyID:  fmt.Sprint("key-", i/100), // runs of equal ids, as after key rotations
+		}
+		if i%3 == 0 {
+			tokens[i].PreviousSecretHash = fmt.Appendf(nil, "prev-%05d-padded-to-32-bytes...", i)
+			tokens[i].PreviousExpireTime = created.Add(time.Hour)
 		}
 		want = append(want, tokens[i].ID)
 	}
@@ -42,6 +47,7 @@ func TestReplayDeliversEveryTokenAcrossBatches(t *testing.T) {
 	}
 
 	var got []string
+	var kept []*storage.Token
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	replaying := true
@@ -51,6 +57,7 @@ func TestReplayDeliversEveryTokenAcrossBatches(t *testing.T) {
 				t.Errorf("replayed change %+v: want the token under its own id", c)
 			}
 			got = append(got, c.ID)
+			kept = append(kept, c.Token)
 		}
 	}); err != nil {
 		t.Fatalf("Subscribe: %v", err)
@@ -58,6 +65,18 @@ func TestReplayDeliversEveryTokenAcrossBatches(t *testing.T) {
 	replaying = false
 	if !slices.Equal(got, want) {
 		t.Errorf("replayed %d ids, want %d, each once in id order", len(got), len(want))
+	}
+	// The tokens kept from the replay are whole and independent: the
+	// batches share buffers for their hashes, which must not overlap.
+	for i, k := range kept {
+		if i >= len(tokens) {
+			break
+		}
+		w := tokens[i]
+		if string(k.SecretHash) != string(w.SecretHash) || string(k.PreviousSecretHash) != string(w.PreviousSecretHash) ||
+			k.HashKeyID != w.HashKeyID || k.Name != w.Name || !k.PreviousExpireTime.Equal(w.PreviousExpireTime) {
+			t.Errorf("replayed token %d = %+v, want %+v", i, k, w)
+		}
 	}
 	stats, ok := s.LastReplay()
 	if !ok || stats.Tokens != n {
