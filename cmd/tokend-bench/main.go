@@ -23,6 +23,8 @@ Usage:
   tokend-bench [flags]                          start a server in-process and measure
   tokend-bench -tokens 1000000 -seed-direct     the same with 10^6 tokens in the store
   tokend-bench -startup-tokens 1000000          start-up time and memory only
+  tokend-bench -startup-tokens 1000000 -startup-baseline /tmp/tokend-base
+                                                the same, alternating with another tokend binary
   tokend-bench -grpc-addr 127.0.0.1:9090 -http-addr 127.0.0.1:8080 -admin-token tkda_…
                                                 measure a running server (loopback only)
 
@@ -102,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up of each call before the rounds")
 	fs.IntVar(&cfg.creates, "creates", 400, "CreateToken `calls` for the create throughput, serial and concurrent (0 skips it)")
 	fs.IntVar(&cfg.startupTokens, "startup-tokens", 0, "measure only start-up time and memory of a server with this many `tokens` (seeded directly)")
-	fs.DurationVar(&cfg.settle, "startup-settle", 10*time.Second, "with -startup-tokens: after seeding, sync the file systems and wait this long before the first start, so the seeding's writes are not still going to disk (`duration`)")
+	fs.DurationVar(&cfg.settle, "startup-settle", 10*time.Second, "with -startup-tokens: after seeding, sync the file systems and wait this `duration` before the first start, so the seeding's writes are not still going to disk")
 	fs.StringVar(&cfg.baseline, "startup-baseline", "", "with -startup-tokens: a tokend `binary` (say, built from an older commit) started on the same data in alternating rounds with this build's in-process start; its time is the load time it logs (\"tokens loaded\", took)")
 	fs.StringVar(&cfg.serverLog, "server-log", "discard", "in-process server log: `mode` discard (formatted at info level, then dropped), off, or stderr")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "`directory` for the in-process server's files (default: a temporary directory removed at exit)")
