@@ -176,6 +176,19 @@ func newIndex() *index {
 	return ix
 }
 
+// reserve sizes the index for n tokens, so that a replay of n tokens does
+// not grow and rehash its maps as it goes. It only makes the maps, so it
+// must be called before the first apply.
+func (ix *index) reserve(n int) {
+	ix.byID = make(map[string]*entry, n)
+	// Hashes spread evenly over the shards; a little headroom covers the
+	// unevenness and the previous hashes of rotations in grace.
+	per := n/indexShards + n/indexShards/8
+	for i := range ix.shards {
+		ix.shards[i].byHash = make(map[uint64]*entry, per)
+	}
+}
+
 func (ix *index) shard(h *secretHash) *indexShard {
 	return &ix.shards[h[0]%indexShards]
 }

@@ -179,8 +179,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		warnings = DefaultExpiryWarnings
 	}
 	s.watch = newWatchHub(s.now, warnings, cfg.WatchHeartbeat, cfg.WatchBuffer, s.index.byTokenID)
+	// The pause starts before the index is sized: its maps are the first
+	// large allocations, and would otherwise start a collection at once.
+	resumeGC := pauseGC()
+	if c, ok := s.store.(tokenCounter); ok {
+		// Only a hint: a count that fails or is already stale costs some
+		// map growth, nothing else.
+		if n, err := c.CountTokens(ctx); err == nil {
+			s.index.reserve(n)
+		}
+	}
 	feedCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	if err := s.store.Subscribe(feedCtx, s.applyChange); err != nil {
+	err = s.store.Subscribe(feedCtx, s.applyChange)
+	resumeGC()
+	if err != nil {
 		stop()
 		return nil, fmt.Errorf("service: load tokens: %w", err)
 	}

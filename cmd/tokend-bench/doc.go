@@ -3,7 +3,11 @@
 // grpc.health.v1 Check, and of REST POST /v1/tokens:introspect against its
 // GET /healthz, in interleaved rounds; the create throughput; and, with
 // -startup-tokens, the start-up time and resident memory of a server with
-// many tokens.
+// many tokens, with the conditions that time depends on (load average,
+// dirty pages, how much of the database file is in the page cache), the
+// load split into reading, decoding and indexing, and, with
+// -startup-baseline, per-round ratios against another tokend binary
+// started on the same data in alternating rounds.
 //
 // By default it starts a server in this process (server.Start on 127.0.0.1
 // ports, data in a temporary directory removed at exit); with -grpc-addr,
@@ -16,6 +20,7 @@
 //	tokend-bench [flags]
 //	tokend-bench -tokens 1000000 -seed-direct
 //	tokend-bench -startup-tokens 1000000
+//	tokend-bench -startup-tokens 1000000 -startup-baseline /tmp/tokend-base
 //
 // The load generator and an in-process server share the machine's cores, so
 // absolute figures are those of client and server together; the ratios

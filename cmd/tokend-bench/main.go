@@ -26,6 +26,8 @@ Usage:
   tokend-bench -etcd-endpoints URL              the same load with the server on etcd
   tokend-bench -etcd-endpoints URL -propagation 500
                                                 how fast a change on one replica reaches another
+  tokend-bench -startup-tokens 1000000 -startup-baseline /tmp/tokend-base
+                                                the same, alternating with another tokend binary
   tokend-bench -grpc-addr 127.0.0.1:9090 -http-addr 127.0.0.1:8080 -admin-token tkda_…
                                                 measure a running server (loopback only)
 
@@ -47,6 +49,8 @@ type config struct {
 	warmup        time.Duration
 	creates       int
 	startupTokens int
+	settle        time.Duration
+	baseline      string
 	serverLog     string
 	dataDir       string
 	cpuProfile    string
@@ -108,6 +112,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up of each call before the rounds")
 	fs.IntVar(&cfg.creates, "creates", 400, "CreateToken `calls` for the create throughput, serial and concurrent (0 skips it)")
 	fs.IntVar(&cfg.startupTokens, "startup-tokens", 0, "measure only start-up time and memory of a server with this many `tokens` (seeded directly)")
+	fs.DurationVar(&cfg.settle, "startup-settle", 10*time.Second, "with -startup-tokens: after seeding, sync the file systems and wait this `duration` before the first start, so the seeding's writes are not still going to disk")
+	fs.StringVar(&cfg.baseline, "startup-baseline", "", "with -startup-tokens: a tokend `binary` (say, built from an older commit) started on the same data in alternating rounds with this build's in-process start; its time is the load time it logs (\"tokens loaded\", took)")
 	fs.StringVar(&cfg.serverLog, "server-log", "discard", "in-process server log: `mode` discard (formatted at info level, then dropped), off, or stderr")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "`directory` for the in-process server's files (default: a temporary directory removed at exit)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles (client and in-process server together) to files named `prefix`-<call>-<round>.pprof, one per measurement, or prefix-startup.pprof")
@@ -135,6 +141,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-conns, -concurrency and -rounds must be at least 1")
 	case cfg.duration <= 0 || cfg.warmup < 0:
 		return cfg, errors.New("-duration must be positive and -warmup not negative")
+	case cfg.baseline != "" && cfg.startupTokens == 0:
+		return cfg, errors.New("-startup-baseline needs -startup-tokens")
 	case cfg.creates < 0 || cfg.startupTokens < 0:
 		return cfg, errors.New("-creates and -startup-tokens must not be negative")
 	case cfg.serverLog != "discard" && cfg.serverLog != "off" && cfg.serverLog != "stderr":

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -121,14 +122,42 @@ func runStartup(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 
-	var starts []time.Duration
+	settle(cfg.settle, out)
+	dbFile := filepath.Join(l.dataDir("data"), "tokend.db")
+	var starts, baseStarts []time.Duration
+	var ratios []float64
 	var raw, settled memory
 	tokens := 0
 	for round := range cfg.rounds {
+		// The baseline goes first in even rounds, second in odd ones, so
+		// neither always meets the page cache the other left.
+		var baseTook time.Duration
+		runBaseline := func() error {
+			if cfg.baseline == "" {
+				return nil
+			}
+			cond := readConditions(dbFile)
+			var err error
+			if baseTook, err = startBaseline(ctx, cfg.baseline, l, "data"); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "round %d baseline: %v (%v)\n", round+1, baseTook.Round(time.Millisecond), cond)
+			return nil
+		}
+		if round%2 == 0 {
+			if err := runBaseline(); err != nil {
+				return err
+			}
+		}
+		cond := readConditions(dbFile)
 		srv, took, r, s, err := startTimed(ctx, l.serverConfig("data", cfg.serverLog))
 		if err != nil {
 			return err
 		}
+		ld := srv.Load()
+		fmt.Fprintf(out, "round %d: start %v, of which load %v (read %v, decode %v, index %v, %d GC cycles) (%v)\n",
+			round+1, took.Round(time.Millisecond), ld.Took.Round(time.Millisecond), ld.Read.Round(time.Millisecond),
+			ld.Decode.Round(time.Millisecond), ld.Index.Round(time.Millisecond), ld.GCCycles, cond)
 		starts = append(starts, took)
 		tokens = srv.Service().TokenCount()
 		if round == 0 {
@@ -138,6 +167,15 @@ func runStartup(ctx context.Context, cfg config, out io.Writer) error {
 		if err := errors.Join(err, srv.Shutdown(ctx)); err != nil {
 			return err
 		}
+		if round%2 == 1 {
+			if err := runBaseline(); err != nil {
+				return err
+			}
+		}
+		if cfg.baseline != "" {
+			baseStarts = append(baseStarts, baseTook)
+			ratios = append(ratios, float64(baseTook)/float64(ld.Took))
+		}
 	}
 	slices.Sort(starts)
 	perToken := func(d, e int64) float64 { return float64(d-e) / float64(n) }
@@ -145,6 +183,13 @@ func runStartup(ctx context.Context, cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "start-up with %d tokens in the index: median %v over %d starts (min %v, max %v); empty store (first start): %v\n",
 		tokens, starts[len(starts)/2].Round(time.Millisecond), len(starts), starts[0].Round(time.Millisecond),
 		starts[len(starts)-1].Round(time.Millisecond), emptyTook.Round(time.Millisecond))
+	if cfg.baseline != "" {
+		slices.Sort(baseStarts)
+		slices.Sort(ratios)
+		fmt.Fprintf(out, "baseline %s, load time it logged: median %v (min %v, max %v); baseline load / this build's load, per round: median %.2f× (min %.2f×, max %.2f×)\n",
+			cfg.baseline, baseStarts[len(baseStarts)/2].Round(time.Millisecond), baseStarts[0].Round(time.Millisecond),
+			baseStarts[len(baseStarts)-1].Round(time.Millisecond), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
 	fmt.Fprintf(out, "memory added by Start (this process, garbage collected and returned to the system):\n")
 	fmt.Fprintf(out, "  %-34s %10s %10s %10s %10s\n", "", "VmRSS", "RssAnon", "RssFile", "Go heap")
 	row := func(name string, m memory) {

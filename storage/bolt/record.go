@@ -95,12 +95,23 @@ func encodeToken(t *storage.Token) ([]byte, error) {
 // and returns an error wrapping storage.ErrCorrupt when b is not a valid
 // record. Empty hashes decode as nil.
 func decodeToken(b []byte) (*storage.Token, error) {
+	t := &storage.Token{}
+	if err := decodeTokenInto(t, b, nil); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// decodeTokenInto is decodeToken into a zero Token the caller allocated
+// (the replay allocates them a batch at a time). With an arena, the hashes
+// are copied into the arena's shared buffer and a hash key id equal to the
+// previous record's is shared with it.
+func decodeTokenInto(t *storage.Token, b []byte, a *arena) error {
 	d := decoder{b: b}
 	version := d.byte("format version")
 	if d.err == nil && (version < tokenFormatV1 || version > tokenFormatV3) {
-		return nil, fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
+		return fmt.Errorf("%w: unknown token format version %d", storage.ErrCorrupt, version)
 	}
-	t := &storage.Token{}
 	t.ID = d.string("id")
 	t.Name = d.string("name")
 	t.Description = d.string("description")
@@ -112,19 +123,16 @@ func decodeToken(b []byte) (*storage.Token, error) {
 	t.CreateTime = d.time("create time")
 	t.UpdateTime = d.time("update time")
 	t.LastUsedTime = d.time("last used time")
-	t.SecretHash = d.copiedBytes("secret hash")
+	t.SecretHash = a.copied(d.bytes("secret hash"))
 	t.SecretHint = d.string("secret hint")
 	if version >= tokenFormatV2 {
-		t.PreviousSecretHash = d.copiedBytes("previous secret hash")
+		t.PreviousSecretHash = a.copied(d.bytes("previous secret hash"))
 		t.PreviousExpireTime = d.time("previous expire time")
 	}
 	if version >= tokenFormatV3 {
-		t.HashKeyID = d.string("hash key id")
+		t.HashKeyID = a.keyID(d.bytes("hash key id"))
 	}
-	if err := d.finish("token"); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return d.finish("token")
 }
 
 // encodeAction returns the record of a; the id is the key, not part of it.
@@ -330,6 +338,47 @@ func (d *decoder) copiedBytes(what string) []byte {
 		return append([]byte(nil), v...)
 	}
 	return nil
+}
+
+// arena spares the replay of many records the small allocations that
+// outlive a record only until the subscriber has read it: the hashes are
+// copied into one buffer per batch, and the hash key id, the same for
+// most tokens, is allocated once per run of equal ids. A nil arena
+// allocates each as decodeToken always did.
+type arena struct {
+	buf  []byte // room for copies of hashes; its slices are handed out
+	last string // the last hash key id decoded
+}
+
+// arenaChunk is the size of the arena's buffers: the hashes of a replay
+// batch.
+const arenaChunk = replayBatch * 32
+
+// copied returns a copy of v, or nil for an empty v.
+func (a *arena) copied(v []byte) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	if a == nil {
+		return append([]byte(nil), v...)
+	}
+	if cap(a.buf)-len(a.buf) < len(v) {
+		a.buf = make([]byte, 0, max(arenaChunk, len(v)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, v...)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
+// keyID returns v as a string, the previous one if it is equal.
+func (a *arena) keyID(v []byte) string {
+	if a == nil {
+		return string(v)
+	}
+	if string(v) != a.last {
+		a.last = string(v)
+	}
+	return a.last
 }
 
 func (d *decoder) string(what string) string {

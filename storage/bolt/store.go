@@ -64,6 +64,9 @@ type Store struct {
 	// panicked on). A damaged file does not heal, so Ping keeps
 	// reporting it.
 	damage atomic.Pointer[error]
+	// replay is what the last Subscribe's replay of the stored tokens
+	// took; nil before the first.
+	replay atomic.Pointer[ReplayStats]
 }
 
 type subscriber struct {
@@ -499,18 +502,13 @@ func (s *Store) Subscribe(ctx context.Context, apply func(storage.Change)) error
 	// the registration, so the subscriber misses nothing and sees nothing
 	// twice. Holding the read transaction open while apply runs is fine:
 	// writers are waiting on mu anyway.
+	var stats ReplayStats
+	begin := time.Now()
 	err := s.guarded(func() error {
-		return s.db.View(func(tx *bbolt.Tx) error {
-			return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-				t, err := decodeToken(v)
-				if err != nil {
-					return fmt.Errorf("token %q: %w", k, err)
-				}
-				apply(storage.Change{ID: t.ID, Token: t})
-				return nil
-			})
-		})
+		return s.db.View(func(tx *bbolt.Tx) error { return replay(tx, apply, &stats) })
 	})
+	stats.Took = time.Since(begin)
+	s.replay.Store(&stats)
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", mapClosed(err))
 	}
