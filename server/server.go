@@ -10,8 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
+		"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,8 +19,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
 
@@ -54,6 +53,10 @@ type Config struct {
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 	Logger                                   *slog.Logger // default: text on Stderr
 	Stderr                                   io.Writer    // where the root secret is printed; default os.Stderr
+
+	// Store, when set, is the store the server uses instead of opening a
+	// bbolt file under DataDir. The server takes ownership and closes it.
+	Store storage.Store
 }
 
 // Defaults for Config.
@@ -65,16 +68,16 @@ const (
 	// DefaultAuditRetention keeps a year of audit events.
 	DefaultAuditRetention = 365 * 24 * time.Hour
 	auditPruneInterval    = time.Hour
-	databaseFile          = "tokend.db"
 	hashKeyFile           = "hash.key"
 )
 
 // Server is a running tokend.
 type Server struct {
 	log            *slog.Logger
-	store          *bolt.Store
+	store          storage.Store
 	svc            *service.Service
 	grpcServer     *grpc.Server
+	inProcess      *inProcess // the gateway's connection to the service
 	health         *health.Server
 	httpServer     *http.Server
 	grpcLis        net.Listener
@@ -106,8 +109,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{}); err != nil {
-		return nil, err
+	if s.store = cfg.Store; s.store == nil {
+		st, err := bolt.Open(filepath.Join(cfg.DataDir, bolt.FileName), bolt.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
 	}
 	begin := time.Now()
 	s.svc, err = service.New(ctx, service.Config{
@@ -143,26 +150,26 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}()
 	}
 
-	m := newMetrics(s.svc)
-	codec, undecodable := newRequestCodec()
-	opts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(codec),
-		// Serve calls on long-lived workers instead of a new goroutine
-		// each: a fresh goroutine grows (copies) its stack on every call,
-		// which profiling showed to be a tenth of the CPU of a small RPC.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
+	views, err := newIntrospectViews()
+	if err != nil {
+		return nil, err
 	}
+	svc := tokenService{Service: s.svc, views: views}
+	obs := &observer{log: s.log, m: newMetrics(s.svc)}
+
+	var grpcOpts []grpc.ServerOption
 	if tlsConfig != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
-	s.grpcServer = grpc.NewServer(opts...)
-	tokendv1.RegisterTokenServiceServer(s.grpcServer, s.svc)
+	s.grpcServer = newGRPCServer(svc, obs, transportGRPC, grpcOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
 
-	handler, err := newHTTPHandler(ctx, s.svc, m, s.log, cfg.MaxBodyBytes)
+	if s.inProcess, err = startInProcess(newGRPCServer(svc, obs, transportREST)); err != nil {
+		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
+	}
+	handler, err := newHTTPHandler(ctx, httpDeps{svc: s.svc, conn: s.inProcess.conn, views: views, obs: obs, maxBody: cfg.MaxBodyBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -301,15 +308,11 @@ func (s *Server) close(ctx context.Context) error {
 	if s.httpLis != nil {
 		s.httpLis.Close() // not yet served when Start failed; closing twice is harmless
 	}
+	if s.inProcess != nil {
+		s.inProcess.stop(ctx)
+	}
 	if s.grpcServer != nil {
-		stopped := make(chan struct{})
-		go func() { s.grpcServer.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			s.grpcServer.Stop()
-			<-stopped
-		}
+		stopServer(ctx, s.grpcServer)
 	}
 	if s.grpcLis != nil {
 		s.grpcLis.Close()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
@@ -65,8 +66,9 @@ type Service struct {
 	log       *slog.Logger
 	failures  *failureLimiter // nil when damping is off
 
-	stopFeed context.CancelFunc
-	flushMu  sync.Mutex // one flush at a time
+	stopFeed  context.CancelFunc
+	flushMu   sync.Mutex   // one flush at a time
+	lastFlush atomic.Int64 // unix nanoseconds of the last flush without error
 }
 
 // New builds a Service and loads every stored token into its in-memory
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.lastFlush.Store(s.now().UnixNano())
 	if cfg.AuthFailureLimit >= 0 {
 		limit, window := cfg.AuthFailureLimit, cfg.AuthFailureWindow
 		if limit == 0 {
@@ -176,8 +179,10 @@ func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 func (s *Service) FlushLastUsed(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	begin := s.now()
 	pending := s.index.unflushed()
 	if len(pending) == 0 {
+		s.lastFlush.Store(begin.UnixNano())
 		return nil
 	}
 	used := make(map[string]time.Time, len(pending))
@@ -195,6 +200,7 @@ func (s *Service) FlushLastUsed(ctx context.Context) error {
 			}
 		}
 	}
+	s.lastFlush.Store(begin.UnixNano())
 	return nil
 }
 

@@ -363,7 +363,7 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if err := t.close(ctx); err != nil {
 			return err
 		}
-		used, err := countUsedSince(ctx, filepath.Join(layout{dir}.dataDir("data"), "tokend.db"), loadStart)
+		used, err := countUsedSince(ctx, filepath.Join(layout{dir}.dataDir("data"), bolt.FileName), loadStart)
 		if err != nil {
 			return err
 		}
