@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/service"
 	"github.com/tokend/tokend/storage"
@@ -131,7 +132,7 @@ type faultHarness struct {
 	client tokendv1.TokenServiceClient
 	base   string // http://host:port of the HTTP server
 	root   string
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 }
 
 func newFaultHarness(t *testing.T) *faultHarness {

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-		"sync"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -57,6 +57,8 @@ type Config struct {
 	// Store, when set, is the store the server uses instead of opening a
 	// bbolt file under DataDir. The server takes ownership and closes it.
 	Store storage.Store
+
+	now func() time.Time // the service's clock; set by this package's tests
 }
 
 // Defaults for Config.
@@ -78,6 +80,7 @@ type Server struct {
 	svc            *service.Service
 	grpcServer     *grpc.Server
 	inProcess      *inProcess // the gateway's connection to the service
+	httpDeps       httpDeps
 	health         *health.Server
 	httpServer     *http.Server
 	grpcLis        net.Listener
@@ -124,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AdminPrefix: cfg.AdminPrefix,
 		Lifespans:   cfg.Lifespans,
 		Logger:      cfg.Logger,
+		Now:         cfg.now,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
 	})
@@ -169,7 +173,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.inProcess, err = startInProcess(newGRPCServer(svc, obs, transportREST)); err != nil {
 		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
 	}
-	handler, err := newHTTPHandler(ctx, httpDeps{svc: s.svc, conn: s.inProcess.conn, views: views, obs: obs, maxBody: cfg.MaxBodyBytes})
+	s.httpDeps = httpDeps{svc: s.svc, conn: s.inProcess.conn, views: views, obs: obs, maxBody: cfg.MaxBodyBytes}
+	handler, err := newHTTPHandler(ctx, s.httpDeps)
 	if err != nil {
 		return nil, err
 	}

@@ -6,9 +6,11 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tokend/tokend/storage"
 )
@@ -56,8 +58,7 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 		wait := s.failures.retryAfter(addr, now)
 		s.failures.fail(addr, now)
 		if wait > 0 {
-			return nil, status.Errorf(codes.ResourceExhausted,
-				"too many failed authentications from your address: retry in %d s", int(wait.Seconds())+1)
+			return nil, retryLater(wait)
 		}
 		return nil, err
 	}
@@ -68,6 +69,18 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)
 	}
 	return e, nil
+}
+
+// retryLater is the answer to a damped address: ResourceExhausted with a
+// google.rpc.RetryInfo saying how long to wait, in whole seconds (the REST
+// gateway turns it into a Retry-After header).
+func retryLater(wait time.Duration) error {
+	secs := int64(wait.Seconds()) + 1
+	st := status.Newf(codes.ResourceExhausted, "too many failed authentications from your address: retry in %d s", secs)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // authenticate finds the admin token of the call's credential and records
