@@ -209,7 +209,7 @@ func (h *faultHarness) readyz(t *testing.T) int {
 
 // TestStoreFaults injects store failures under the real service and both
 // transports: while the store fails, every write answers a clean Internal
-// "internal error" (SPEC §4: the detail only in the log) and changes
+// "internal error" (the detail goes only to the log) and changes
 // nothing, Introspect keeps answering from memory, /readyz answers 503 and
 // last-use times wait in memory; once the store recovers, so does
 // everything, with no last use lost.

@@ -34,8 +34,7 @@ import (
 	"github.com/tokend/tokend/server"
 )
 
-// TestHostileInput sweeps hostile input over both transports (issue 5, item
-// 5): invalid UTF-8, control characters and NUL bytes in every string field,
+// TestHostileInput sweeps hostile input over both transports: invalid UTF-8, control characters and NUL bytes in every string field,
 // oversized and deeply nested bodies, wrong JSON types, 10⁵ permissions,
 // bad page sizes, forged and stale page tokens, unknown enums, ids with path
 // characters and odd credential headers. Every input gets a clear refusal (a
@@ -495,7 +494,7 @@ func (fx *hostileFixture) restSweep(t *testing.T) {
 				add(restCase{endpoint: "IntrospectToken", name: "IntrospectToken" + h.name, method: "POST", path: "/v1/tokens:introspect", body: `{"token":` + s + `}`, want: 400})
 			} else {
 				// A token string that is not a secret is an answer, not an
-				// error (SPEC §3): inactive, MALFORMED.
+				// error: inactive, MALFORMED.
 				add(restCase{endpoint: "IntrospectToken", name: "IntrospectToken" + h.name, method: "POST", path: "/v1/tokens:introspect", body: `{"token":` + s + `}`, check: inactive("INACTIVE_REASON_MALFORMED")})
 			}
 		}

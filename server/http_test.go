@@ -171,7 +171,8 @@ func TestRESTBodyLimit(t *testing.T) {
 	})
 }
 
-// TestRESTErrorMapping walks SPEC §4 over REST.
+// TestRESTErrorMapping walks the error model over REST: each gRPC code the
+// service answers maps to its HTTP status, with the JSON error shape.
 func TestRESTErrorMapping(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	_, readOnly := ts.createToken(t, &tokendv1.Token{Name: "ro admin", Kind: tokendv1.TokenKind_TOKEN_KIND_ADMIN, Type: tokendv1.TokenType_TOKEN_TYPE_READ_ONLY})

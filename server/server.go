@@ -165,15 +165,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if tlsConfig != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
-	s.grpcServer = newGRPCServer(svc, obs, transportGRPC, grpcOpts...)
+	s.grpcServer = newGRPCServer(svc, obs.chain(transportGRPC), grpcOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
 
-	if s.inProcess, err = startInProcess(newGRPCServer(svc, obs, transportREST)); err != nil {
+	if s.inProcess, err = startInProcess(svc, obs.chain(transportREST)); err != nil {
 		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
 	}
-	s.httpDeps = httpDeps{svc: s.svc, conn: s.inProcess.conn, views: views, obs: obs, maxBody: cfg.MaxBodyBytes}
+	s.httpDeps = httpDeps{svc: s.svc, conn: s.inProcess.direct, views: views, obs: obs, maxBody: cfg.MaxBodyBytes}
 	handler, err := newHTTPHandler(ctx, s.httpDeps)
 	if err != nil {
 		return nil, err

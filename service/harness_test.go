@@ -41,7 +41,7 @@ const day = 24 * time.Hour
 // t0 is where every fake clock starts: whole seconds, far from any edge.
 var t0 = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
 
-// The built-in admin actions, spelled as SPEC §2 names them (not through the
+// The built-in admin actions, spelled out (not through the
 // service's constants, so a renamed constant fails the tests).
 const (
 	actTokenFind       = "tokend.token.find"
@@ -368,7 +368,7 @@ func wantNoSecret(t *testing.T, msg proto.Message, secret string) {
 	}
 }
 
-// hintOf is what SPEC §1 says a secret's hint is: prefix and last 4 characters.
+// hintOf is what a secret's hint is: its prefix and its last 4 characters.
 func hintOf(secret string) string {
 	i := strings.LastIndexByte(secret, '_')
 	if i < 0 || len(secret) < 4 {

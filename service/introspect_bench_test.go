@@ -1,7 +1,7 @@
 package service
 
-// Benchmarks of the introspection hot path (SPEC §7: ≤ 1 µs and ≤ 2
-// allocations in process, flat from 10³ to 10⁶ tokens). They measure, they
+// Benchmarks of the introspection hot path, whose budget is ≤ 1 µs and ≤ 2
+// allocations in process, flat from 10³ to 10⁶ tokens. They measure, they
 // assert nothing about time: run them with
 //
 //	go test ./service -run '^$' -bench . -benchmem

@@ -471,8 +471,9 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 	if _, err := s.checkTargetCeiling(ctx, caller, req.GetId()); err != nil {
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}
-	// The secret is drawn once, outside the transaction, so a retried
-	// transaction stores the same one the caller receives.
+	// The secret is drawn once, on the callback's first run (which knows
+	// the token's kind), and kept across runs: a retried transaction
+	// stores the same secret the caller receives.
 	var secret string
 	var hashed storage.Token
 	now := s.now().UTC()

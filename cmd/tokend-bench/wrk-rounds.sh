@@ -1,52 +1,86 @@
 #!/bin/sh
 # wrk-rounds.sh measures tokend's REST calls with wrk, an HTTP load tool that
-# shares no code with tokend: it starts the given tokend binary on loopback
-# ports in a scratch directory, then runs ROUNDS rounds in which each REST call
-# measured (introspect, ListTokens, GetToken) alternates with GET /healthz on
-# the same server, and prints every round's requests per second and its ratio
-# to the /healthz round beside it. Throughput on a shared machine drifts, so
-# judge the median of the per-round ratios, not the absolute figures.
+# shares no code with tokend. It starts each given tokend binary on loopback
+# ports in a scratch directory, creates an API token, and runs ROUNDS rounds
+# (default 5) of SECS seconds per measurement (default 4) with 1 wrk thread
+# and 32 connections. In each round every server is measured on REST
+# introspect, GET /healthz, ListTokens (page of 10) and GetToken, one call
+# after the other; with two binaries the servers take turns, the first going
+# first in odd rounds. It prints each round's requests per second, the
+# introspect / healthz ratio of each server and, with two binaries, the
+# ratio of the first to the second per call.
 #
-#   cmd/tokend-bench/wrk-rounds.sh BINARY [ROUNDS] [SECONDS]
+# On a machine others share, absolute figures drift by a factor of two from
+# one round to the next: judge the median of the per-round ratios.
 #
-# Needs wrk (Debian package "wrk") and curl. Settings: 1 wrk thread, 32
-# connections, as few other processes as the machine allows.
+#   cmd/tokend-bench/wrk-rounds.sh BINARY [BASELINE_BINARY]
+#   ROUNDS=5 SECS=4 cmd/tokend-bench/wrk-rounds.sh /tmp/tokend-new /tmp/tokend-old
+#
+# Needs wrk (Debian package "wrk") and curl. The request log goes to a file,
+# as it would in a deployment.
 set -eu
-bin=$1 rounds=${2:-5} secs=${3:-4}
-dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-# Both ports are picked by the kernel (:0); tokend logs what it bound. The
-# request log goes to a file, as it would in a deployment.
-"$bin" serve -data-dir "$dir/data" -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 \
-	-root-token-file "$dir/root" -auth-failure-limit -1 2>"$dir/log" &
-pid=$!
-for _ in $(seq 300); do
-	grep -q 'msg=serving' "$dir/log" && [ -s "$dir/root" ] && break
-	sleep 0.1
-done
-http=$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$dir/log" | head -1)
-root=$(cat "$dir/root")
-base="http://$http"
-created=$(curl -sf -H "Authorization: Bearer $root" -d '{"name":"wrk","kind":"TOKEN_KIND_API","type":"TOKEN_TYPE_READ_ONLY"}' "$base/v1/tokens")
-secret=$(printf '%s' "$created" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
-id=$(printf '%s' "$created" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p')
-cat >"$dir/introspect.lua" <<LUA
+rounds=${ROUNDS:-5} secs=${SECS:-4}
+work=$(mktemp -d)
+pids=""
+trap 'for p in $pids; do kill $p 2>/dev/null || true; done; wait; rm -rf "$work"' EXIT
+
+# start NAME BINARY: starts a server; sets its base URL, admin secret and
+# token id in files under $work/NAME.
+start() {
+	d="$work/$1"
+	mkdir -p "$d"
+	"$2" serve -data-dir "$d/data" -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 \
+		-root-token-file "$d/root" -auth-failure-limit -1 2>"$d/log" &
+	pids="$pids $!"
+	for _ in $(seq 300); do
+		grep -q 'msg=serving' "$d/log" && [ -s "$d/root" ] && break
+		sleep 0.1
+	done
+	base="http://$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$d/log" | head -1)"
+	root=$(cat "$d/root")
+	created=$(curl -sf -H "Authorization: Bearer $root" \
+		-d '{"name":"wrk","kind":"TOKEN_KIND_API","type":"TOKEN_TYPE_READ_ONLY"}' "$base/v1/tokens")
+	secret=$(printf '%s' "$created" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+	id=$(printf '%s' "$created" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p')
+	echo "$base" >"$d/base"
+	echo "$id" >"$d/id"
+	cat >"$d/introspect.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"token":"$secret"}'
+wrk.body = '{"token":"$secret","actions":["api::article.article.find"]}'
 wrk.headers["Authorization"] = "Bearer $root"
 wrk.headers["Content-Type"] = "application/json"
 LUA
-cat >"$dir/admin.lua" <<LUA
+	cat >"$d/admin.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $root"
 LUA
+}
+
 rate() { wrk -t1 -c32 -d"${secs}s" "$@" | sed -n 's/^Requests\/sec: *//p'; }
-for r in $(seq "$rounds"); do
-	i=$(rate -s "$dir/introspect.lua" "$base/v1/tokens:introspect")
+
+# measure NAME: one measurement of each call on server NAME, printed as
+# "introspect healthz list get".
+measure() {
+	d="$work/$1"
+	base=$(cat "$d/base")
+	i=$(rate -s "$d/introspect.lua" "$base/v1/tokens:introspect")
 	h=$(rate "$base/healthz")
-	l=$(rate -s "$dir/admin.lua" "$base/v1/tokens?page_size=10")
-	g=$(rate -s "$dir/admin.lua" "$base/v1/tokens/$id")
-	h2=$(rate "$base/healthz")
-	awk -v r="$r" -v i="$i" -v h="$h" -v l="$l" -v g="$g" -v h2="$h2" 'BEGIN {
-		printf "round %d: introspect %.0f healthz %.0f ratio %.3f | list %.0f get %.0f healthz %.0f list/healthz %.3f get/healthz %.3f\n",
-			r, i, h, i/h, l, g, h2, l/h2, g/h2 }'
+	l=$(rate -s "$d/admin.lua" "$base/v1/tokens?page_size=10")
+	g=$(rate -s "$d/admin.lua" "$base/v1/tokens/$(cat "$d/id")")
+	echo "$i $h $l $g"
+}
+
+start a "$1"
+[ $# -gt 1 ] && start b "$2"
+echo "wrk 1 thread, 32 connections, ${secs}s per measurement; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$rounds"); do
+	if [ $# -gt 1 ]; then
+		if [ $((r % 2)) -eq 1 ]; then a=$(measure a); b=$(measure b); else b=$(measure b); a=$(measure a); fi
+		echo "$r $a $b" | awk '{
+			printf "round %d  new: introspect %6.0f healthz %6.0f list %6.0f get %6.0f (introspect/healthz %.3f)\n", $1, $2, $3, $4, $5, $2/$3
+			printf "         old: introspect %6.0f healthz %6.0f list %6.0f get %6.0f (introspect/healthz %.3f)\n", $6, $7, $8, $9, $6/$7
+			printf "         new/old: introspect %.3f healthz %.3f list %.3f get %.3f\n", $2/$6, $3/$7, $4/$8, $5/$9 }'
+	else
+		echo "$r $(measure a)" | awk '{
+			printf "round %d: introspect %6.0f healthz %6.0f list %6.0f get %6.0f (introspect/healthz %.3f)\n", $1, $2, $3, $4, $5, $2/$3 }'
+	fi
 done
