@@ -92,7 +92,7 @@ func fixture(b *testing.B, n int) *benchFixture {
 
 func buildFixture(dir string, n int) (*benchFixture, error) {
 	ctx := context.Background()
-	store, err := bolt.Open(filepath.Join(dir, "tokend.db"), bolt.Options{})
+	store, err := bolt.Open(filepath.Join(dir, bolt.FileName), bolt.Options{})
 	if err != nil {
 		return nil, err
 	}

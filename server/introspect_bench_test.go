@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc/metadata"
+
+	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/service"
+)
+
+// BenchmarkIntrospectAnswer measures the introspection of an active API
+// token as each transport's handler answers it, in process and without the
+// transport itself: the gRPC method (authorization, lookup, the response
+// message with the cached token view) and the REST fast path's body
+// (the same, then the JSON spliced from the cached template). Tokens are
+// used in turn from 1,000, and the caller checks one action. It measures,
+// it asserts nothing about time:
+//
+//	go test ./server -run '^$' -bench IntrospectAnswer -benchmem
+func BenchmarkIntrospectAnswer(b *testing.B) {
+	s, admin, secrets := introspectBenchServer(b, 1000)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+admin))
+	ctx, _ = service.WithCallInfo(ctx)
+	for _, tr := range []struct {
+		name   string
+		answer func(ctx context.Context, req *tokendv1.IntrospectTokenRequest, buf []byte) ([]byte, error)
+	}{
+		{"grpc", func(ctx context.Context, req *tokendv1.IntrospectTokenRequest, buf []byte) ([]byte, error) {
+			_, err := tokenService{Service: s.svc, views: s.httpDeps.views}.IntrospectToken(ctx, req)
+			return buf, err
+		}},
+		{"rest", func(ctx context.Context, req *tokendv1.IntrospectTokenRequest, buf []byte) ([]byte, error) {
+			in, err := s.svc.Introspect(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			return s.httpDeps.views.appendJSON(buf[:0], &in)
+		}},
+	} {
+		b.Run(tr.name, func(b *testing.B) {
+			b.ReportAllocs()
+			req := &tokendv1.IntrospectTokenRequest{Actions: []string{"api::article.article.find"}}
+			buf := make([]byte, 0, 1024)
+			i := 0
+			for b.Loop() {
+				req.Token = secrets[i%len(secrets)]
+				var err error
+				if buf, err = tr.answer(ctx, req, buf); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(tr.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			var start atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				req := &tokendv1.IntrospectTokenRequest{Actions: []string{"api::article.article.find"}}
+				buf := make([]byte, 0, 1024)
+				i := int(start.Add(7919))
+				for pb.Next() {
+					req.Token = secrets[i%len(secrets)]
+					var err error
+					if buf, err = tr.answer(ctx, req, buf); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
+
+// introspectBenchServer starts a server holding n read-only API tokens and
+// returns it, the root admin secret and the tokens' secrets.
+func introspectBenchServer(b *testing.B, n int) (*Server, string, []string) {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	s, err := Start(ctx, Config{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dir,
+		RootTokenFile: filepath.Join(dir, "root"), AuthFailureLimit: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	data, err := os.ReadFile(filepath.Join(dir, "root"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := strings.TrimSpace(string(data))
+	admin := metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+root))
+	secrets := make([]string, n)
+	for i := range secrets {
+		resp, err := s.svc.CreateToken(admin, &tokendv1.CreateTokenRequest{Token: &tokendv1.Token{
+			Name: fmt.Sprintf("bench %d", i), Type: tokendv1.TokenType_TOKEN_TYPE_READ_ONLY,
+		}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		secrets[i] = resp.GetSecret()
+	}
+	return s, root, secrets
+}
