@@ -1,19 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/server"
@@ -29,27 +22,8 @@ import (
 //
 //	go test ./server -run '^$' -bench AdminCalls -benchmem
 func BenchmarkAdminCalls(b *testing.B) {
-	dir := b.TempDir()
-	srv, err := server.Start(context.Background(), server.Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
-		RootTokenFile: filepath.Join(dir, "root"), AuthFailureLimit: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Shutdown(context.Background()) })
-	data, err := os.ReadFile(filepath.Join(dir, "root"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := strings.TrimSpace(string(data))
-	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	client := tokendv1.NewTokenServiceClient(conn)
+	ts := startServer(b, server.Config{AuthFailureLimit: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	root, srv, client := ts.root, ts.srv, ts.client
 	ctx := withSecret(root)
 	list, err := client.ListTokens(ctx, &tokendv1.ListTokensRequest{PageSize: 1})
 	if err != nil {

@@ -46,7 +46,7 @@ type testServer struct {
 // startServer starts tokend with cfg, filling in loopback :0 addresses, a
 // temporary data dir and root token file, and buffers for the log and
 // stderr. The server is shut down when the test ends.
-func startServer(t *testing.T, cfg server.Config) *testServer {
+func startServer(t testing.TB, cfg server.Config) *testServer {
 	t.Helper()
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = "127.0.0.1:0"
@@ -89,7 +89,7 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 }
 
 // shutdown stops the server (once) and fails the test if that fails.
-func (ts *testServer) shutdown(t *testing.T) {
+func (ts *testServer) shutdown(t testing.TB) {
 	t.Helper()
 	if ts.stopped {
 		return

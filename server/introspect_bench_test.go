@@ -3,11 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -27,7 +22,11 @@ import (
 //
 //	go test ./server -run '^$' -bench IntrospectAnswer -benchmem
 func BenchmarkIntrospectAnswer(b *testing.B) {
-	s, admin, secrets := introspectBenchServer(b, 1000)
+	n := 1000
+	if testing.Short() {
+		n = 50
+	}
+	s, admin, secrets := introspectBenchServer(b, n)
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+admin))
 	ctx, _ = service.WithCallInfo(ctx)
 	for _, tr := range []struct {
@@ -86,21 +85,7 @@ func BenchmarkIntrospectAnswer(b *testing.B) {
 func introspectBenchServer(b *testing.B, n int) (*Server, string, []string) {
 	b.Helper()
 	ctx := context.Background()
-	dir := b.TempDir()
-	s, err := Start(ctx, Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dir,
-		RootTokenFile: filepath.Join(dir, "root"), AuthFailureLimit: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Shutdown(context.Background()) })
-	data, err := os.ReadFile(filepath.Join(dir, "root"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := strings.TrimSpace(string(data))
+	s, root := startTestServer(b, Config{})
 	admin := metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+root))
 	secrets := make([]string, n)
 	for i := range secrets {

@@ -28,21 +28,7 @@ import (
 func TestIntrospectDifferential(t *testing.T) {
 	ctx := context.Background()
 	clock := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	dir := t.TempDir()
-	s, err := Start(ctx, Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dir,
-		RootTokenFile: filepath.Join(dir, "root"), AuthFailureLimit: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), now: clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	data, err := os.ReadFile(filepath.Join(dir, "root"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := strings.TrimSpace(string(data))
+	s, root := startTestServer(t, Config{now: clock.Now})
 	deps := s.httpDeps
 	deps.gatewayOnly = true
 	gatewayOnly, err := newHTTPHandler(ctx, deps)
@@ -142,6 +128,27 @@ func TestIntrospectDifferential(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) { compare(t, c) })
 	}
+}
+
+// startTestServer starts a server on loopback ports and a temporary data
+// directory, with damping off and the log discarded, and returns it with
+// its root admin secret. It is shut down when the test ends.
+func startTestServer(tb testing.TB, cfg Config) (*Server, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	cfg.RootTokenFile, cfg.AuthFailureLimit = filepath.Join(dir, "root"), -1
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Start(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	data, err := os.ReadFile(cfg.RootTokenFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, strings.TrimSpace(string(data))
 }
 
 type answer struct {
