@@ -4,11 +4,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 )
 
@@ -33,7 +33,7 @@ func BenchmarkAdminCalls(b *testing.B) {
 	base := "http://" + srv.HTTPAddr().String()
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	rest := func(b *testing.B, path string) {
-		defer reportCPU(b)()
+		defer testkit.ReportCPU(b, time.Microsecond)()
 		b.SetParallelism(4) // 8 workers on 2 cores
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -54,7 +54,7 @@ func BenchmarkAdminCalls(b *testing.B) {
 		})
 	}
 	grpcCall := func(b *testing.B, call func() error) {
-		defer reportCPU(b)()
+		defer testkit.ReportCPU(b, time.Microsecond)()
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -76,19 +76,4 @@ func BenchmarkAdminCalls(b *testing.B) {
 			return err
 		})
 	})
-}
-
-// reportCPU starts counting the process's CPU time; the function it returns
-// reports it per call.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,8 @@ package testkit
 import (
 	"bytes"
 	"sync"
+	"syscall"
+	"testing"
 	"time"
 )
 
@@ -56,4 +58,28 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// CPUTime returns the CPU time (user and system) the process has used.
+// Benchmarks report it per operation: on a machine shared with other work it
+// varies far less than the wall time.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ReportCPU starts counting the process's CPU time; the function it returns
+// reports it per operation of b, in unit ("cpu-ns/op" or "cpu-µs/op").
+func ReportCPU(b *testing.B, unit time.Duration) func() {
+	start := CPUTime()
+	return func() {
+		name := "cpu-ns/op"
+		if unit == time.Microsecond {
+			name = "cpu-µs/op"
+		}
+		b.ReportMetric(float64(CPUTime()-start)/float64(unit)/float64(b.N), name)
+	}
 }
