@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -73,17 +74,28 @@ func callInfo(ctx context.Context, transport string) (context.Context, *service.
 }
 
 // rpcDone logs a finished call (method, code, duration, caller token id;
-// never a request or a secret) and counts it.
+// for REST the route pattern too; never a request or a secret) and counts
+// it. A REST request whose call is logged here gets no second line from the
+// HTTP observer.
 func (o *observer) rpcDone(ctx context.Context, transport, method string, err error, took time.Duration, ci *service.CallInfo) {
 	code := status.Code(err).String()
 	o.m.rpcs.WithLabelValues(transport, method, code).Inc()
 	o.m.rpcSeconds.WithLabelValues(transport, method, code).Observe(took.Seconds())
-	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc",
+	attrs := []slog.Attr{
 		slog.String("transport", transport),
 		slog.String("method", method),
 		slog.String("code", code),
 		slog.Duration("duration", took),
-		slog.String("caller", ci.CallerID))
+		slog.String("caller", ci.CallerID),
+	}
+	if rt := routeFrom(ctx); rt != nil {
+		rt.logged = true
+		if rt.pattern == "" {
+			rt.pattern, _ = runtime.HTTPPathPattern(ctx)
+		}
+		attrs = append(attrs, slog.String("route", rt.pattern))
+	}
+	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
 }
 
 type contextStream struct {
@@ -93,9 +105,10 @@ type contextStream struct {
 
 func (s *contextStream) Context() context.Context { return s.ctx }
 
-// http logs one line per HTTP request (method, the route pattern it matched,
-// status, duration; never the path, which may hold what a client pasted
-// into it, a body, a query or a header) and counts it.
+// http counts every HTTP request and logs one line for each that logged
+// no rpc line (method, the route pattern it matched, status, duration;
+// never the path, which may hold what a client pasted into it, a body, a
+// query or a header).
 func (o *observer) http(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		begin := time.Now()
@@ -114,6 +127,9 @@ func (o *observer) http(next http.Handler) http.Handler {
 		st := strconv.Itoa(sw.status)
 		o.m.httpRequests.WithLabelValues(pattern, st).Inc()
 		o.m.httpSeconds.WithLabelValues(pattern, st).Observe(took.Seconds())
+		if rt.logged {
+			return
+		}
 		o.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method),
 			slog.String("route", pattern),
@@ -123,9 +139,12 @@ func (o *observer) http(next http.Handler) http.Handler {
 }
 
 // route is filled in while a request is handled: the pattern of the gateway
-// route it matched, which the HTTP mux does not know.
+// route it matched, which the HTTP mux does not know, and whether the call
+// it made logged its own line. REST calls reach the chain in process with
+// the request's context, so the chain finds it there.
 type route struct {
 	pattern string
+	logged  bool
 }
 
 type routeKey struct{}
