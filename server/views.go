@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 	"weak"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -21,19 +22,33 @@ import (
 // building either from scratch costs more than the introspection itself.
 // A snapshot is immutable, so what is derived from it stays true except for
 // what changes without a new version: the last use and whether a rotated-out
-// secret is still in its grace period. The cache is keyed on weak pointers,
-// so a snapshot the service has replaced is not kept alive by it, and its
-// entry goes when the snapshot is collected.
+// secret is still in its grace period.
+//
+// The cache does not keep snapshots alive: it is keyed on a snapshot's
+// address and holds only a weak pointer to it, checked on every hit (an
+// address the collector has reused for another snapshot is a miss), and a
+// cleanup removes the entry once the service has replaced the snapshot and
+// it is collected. A weak pointer made per call, to key a map on, costs a
+// fifth of an introspection.
 type introspectViews struct {
-	bySnapshot sync.Map // weak.Pointer[service.TokenSnapshot] → *snapshotViews
+	shards [viewShards]viewShard
 	// inactive holds the whole REST answer for each inactive reason.
 	inactive map[tokendv1.InactiveReason][]byte
+}
+
+// viewShards spreads the cache over several locks, as the index does.
+const viewShards = 64
+
+type viewShard struct {
+	mu sync.RWMutex
+	m  map[uintptr]*snapshotViews
 }
 
 // snapshotViews are the answers derived from one snapshot, each built when
 // first asked for.
 type snapshotViews struct {
-	proto atomic.Pointer[protoView]
+	snapshot weak.Pointer[service.TokenSnapshot]
+	proto    atomic.Pointer[protoView]
 	// json is indexed by [in grace][previous secret][some action denied].
 	json [2][2][2]atomic.Pointer[jsonTemplate]
 }
@@ -67,6 +82,9 @@ const deniedMark = "denied action goes here"
 
 func newIntrospectViews() (*introspectViews, error) {
 	v := &introspectViews{inactive: make(map[tokendv1.InactiveReason][]byte)}
+	for i := range v.shards {
+		v.shards[i].m = make(map[uintptr]*snapshotViews)
+	}
 	for n := range tokendv1.InactiveReason_name {
 		reason := tokendv1.InactiveReason(n)
 		if reason == tokendv1.InactiveReason_INACTIVE_REASON_UNSPECIFIED {
@@ -83,15 +101,26 @@ func newIntrospectViews() (*introspectViews, error) {
 
 // of returns the views of t, making an empty set on first use.
 func (v *introspectViews) of(t *service.TokenSnapshot) *snapshotViews {
-	k := weak.Make(t)
-	if sv, ok := v.bySnapshot.Load(k); ok {
-		return sv.(*snapshotViews)
+	k := uintptr(unsafe.Pointer(t))
+	sh := &v.shards[(k>>4)%viewShards]
+	sh.mu.RLock()
+	sv := sh.m[k]
+	sh.mu.RUnlock()
+	if sv != nil && sv.snapshot.Value() == t {
+		return sv
 	}
-	sv, loaded := v.bySnapshot.LoadOrStore(k, &snapshotViews{})
-	if !loaded {
-		runtime.AddCleanup(t, func(k weak.Pointer[service.TokenSnapshot]) { v.bySnapshot.Delete(k) }, k)
-	}
-	return sv.(*snapshotViews)
+	sv = &snapshotViews{snapshot: weak.Make(t)}
+	sh.mu.Lock()
+	sh.m[k] = sv
+	sh.mu.Unlock()
+	runtime.AddCleanup(t, func(k uintptr) {
+		sh.mu.Lock()
+		if sh.m[k] == sv {
+			delete(sh.m, k)
+		}
+		sh.mu.Unlock()
+	}, k)
+	return sv
 }
 
 // response is in as a response message, sharing the cached token view.
