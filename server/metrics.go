@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,63 @@ type metrics struct {
 	// pattern it matched and HTTP status.
 	httpRequests *prometheus.CounterVec
 	httpSeconds  *prometheus.HistogramVec
+
+	// Series resolved by their label values, kept so that a request does
+	// not hash its labels again for each of its two metrics.
+	rpcSeries  seriesCache[rpcKey]
+	httpSeries seriesCache[httpKey]
+}
+
+type rpcKey struct{ transport, method, code string }
+
+type httpKey struct{ route, status string }
+
+// series is a request counter and latency histogram of one label set.
+type series struct {
+	count   prometheus.Counter
+	seconds prometheus.Observer
+}
+
+// seriesCache maps label values to their series. Labels are bounded (method
+// names, route patterns, codes), and so is the cache.
+type seriesCache[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]series
+}
+
+func (c *seriesCache[K]) get(k K, resolve func() series) series {
+	c.mu.RLock()
+	s, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = resolve()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[K]series)
+	}
+	c.m[k] = s
+	c.mu.Unlock()
+	return s
+}
+
+// observeRPC records one call of the service.
+func (m *metrics) observeRPC(transport, method, code string, took time.Duration) {
+	s := m.rpcSeries.get(rpcKey{transport, method, code}, func() series {
+		return series{m.rpcs.WithLabelValues(transport, method, code), m.rpcSeconds.WithLabelValues(transport, method, code)}
+	})
+	s.count.Inc()
+	s.seconds.Observe(took.Seconds())
+}
+
+// observeHTTP records one HTTP request.
+func (m *metrics) observeHTTP(route, status string, took time.Duration) {
+	s := m.httpSeries.get(httpKey{route, status}, func() series {
+		return series{m.httpRequests.WithLabelValues(route, status), m.httpSeconds.WithLabelValues(route, status)}
+	})
+	s.count.Inc()
+	s.seconds.Observe(took.Seconds())
 }
 
 // latencyBuckets span what a call takes here: from an introspection

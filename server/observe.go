@@ -79,8 +79,7 @@ func callInfo(ctx context.Context, transport string) (context.Context, *service.
 // HTTP observer.
 func (o *observer) rpcDone(ctx context.Context, transport, method string, err error, took time.Duration, ci *service.CallInfo) {
 	code := status.Code(err).String()
-	o.m.rpcs.WithLabelValues(transport, method, code).Inc()
-	o.m.rpcSeconds.WithLabelValues(transport, method, code).Observe(took.Seconds())
+	o.m.observeRPC(transport, method, code, took)
 	attrs := []slog.Attr{
 		slog.String("transport", transport),
 		slog.String("method", method),
@@ -125,8 +124,7 @@ func (o *observer) http(next http.Handler) http.Handler {
 			pattern = "other"
 		}
 		st := strconv.Itoa(sw.status)
-		o.m.httpRequests.WithLabelValues(pattern, st).Inc()
-		o.m.httpSeconds.WithLabelValues(pattern, st).Observe(took.Seconds())
+		o.m.observeHTTP(pattern, st, took)
 		if rt.logged {
 			return
 		}
