@@ -97,7 +97,7 @@ func (td *tokend) introspections() int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "tokend_requests_total{") && strings.Contains(line, `transport="grpc"`) &&
+		if strings.HasPrefix(line, "tokend_rpc_requests_total{") && strings.Contains(line, `transport="grpc"`) &&
 			strings.Contains(line, "IntrospectToken") {
 			v, _ := strconv.Atoi(line[strings.LastIndexByte(line, ' ')+1:])
 			n += v

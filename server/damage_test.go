@@ -13,6 +13,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
@@ -110,7 +111,7 @@ func TestDamagedDatabase(t *testing.T) {
 		ts.shutdown(t)
 		fillAndDamage(t, dataDir, "tokens")
 		_, err := server.Start(context.Background(), server.Config{
-			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dataDir, Logger: newTextLogger(&syncBuffer{}),
+			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dataDir, Logger: newTextLogger(&testkit.SyncBuffer{}),
 		})
 		if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "damaged") {
 			t.Fatalf("Start on a damaged file = %v, want an error wrapping ErrCorrupt saying the file is damaged", err)

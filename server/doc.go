@@ -6,6 +6,14 @@
 // in the reverse order of start: stop taking requests, finish in-flight ones,
 // flush last-use times, close the store.
 //
+// It owns everything about transports, so that the service knows nothing of
+// them: the interceptor chain every call runs, whichever transport it came
+// by (REST through the gateway reaches the service in process through the
+// same chain as gRPC); the one JSON dialect of REST (restJSON) and its error
+// answers; the cached views of introspection answers and the REST fast path
+// built on them; logs and Prometheus metrics.
+//
 // cmd/tokend only turns flags into a Config and calls Start; tests use the
-// same wiring. A *Server is safe for concurrent use.
+// same wiring (Config.Store hands in a store, say one that fails on demand).
+// A *Server is safe for concurrent use.
 package server

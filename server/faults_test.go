@@ -2,12 +2,9 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,15 +14,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/service"
 	"github.com/tokend/tokend/storage"
@@ -128,66 +123,34 @@ func (f *faultStore) Ping(ctx context.Context) error {
 	return f.Store.Ping(ctx)
 }
 
-// faultHarness is the real service over a faultStore on a real bbolt file,
-// served over gRPC (bufconn) and the real HTTP handler (httptest).
+// faultHarness is the real server (server.Start) on a faultStore over a real
+// bbolt file, handed in through Config.Store.
 type faultHarness struct {
 	bolt   *bolt.Store
 	store  *faultStore
 	svc    *service.Service
 	client tokendv1.TokenServiceClient
-	base   string // http://host:port of the HTTP handler
+	base   string // http://host:port of the HTTP server
 	root   string
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 }
 
 func newFaultHarness(t *testing.T) *faultHarness {
 	t.Helper()
-	ctx := context.Background()
-	h := &faultHarness{logs: &syncBuffer{}}
+	h := &faultHarness{}
 	var err error
-	if h.bolt, err = bolt.Open(filepath.Join(t.TempDir(), "tokend.db"), bolt.Options{}); err != nil {
+	if h.bolt, err = bolt.Open(filepath.Join(t.TempDir(), bolt.FileName), bolt.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.bolt.Close() })
 	h.store = &faultStore{Store: h.bolt}
-	key := make([]byte, 32)
-	rand.Read(key)
-	log := newTextLogger(h.logs)
-	h.svc, err = service.New(ctx, service.Config{Store: h.store, HashKeys: [][]byte{key}, Logger: log, AuthFailureLimit: -1})
-	if err != nil {
-		t.Fatal(err)
+	ts := startServer(t, server.Config{Store: h.store, AuthFailureLimit: -1})
+	// Cleanups run last first: the fault is cleared before the shutdown
+	// flushes last-use times.
+	t.Cleanup(func() { h.store.inject(nil) })
+	h.svc, h.client, h.base, h.root, h.logs = ts.srv.Service(), ts.client, ts.base, ts.root, ts.logs
+	if h.root == "" {
+		t.Fatal("no root token")
 	}
-	t.Cleanup(func() {
-		h.store.inject(nil)
-		if err := h.svc.Close(ctx); err != nil {
-			t.Errorf("service Close: %v", err)
-		}
-	})
-	if h.root, err = h.svc.Bootstrap(ctx); err != nil || h.root == "" {
-		t.Fatalf("Bootstrap: %q, %v", h.root, err)
-	}
-
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	tokendv1.RegisterTokenServiceServer(gs, h.svc)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h.client = tokendv1.NewTokenServiceClient(conn)
-
-	handler, err := server.NewHTTPHandler(ctx, h.svc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(handler)
-	t.Cleanup(hs.Close)
-	h.base = hs.URL
 	return h
 }
 
@@ -246,7 +209,7 @@ func (h *faultHarness) readyz(t *testing.T) int {
 
 // TestStoreFaults injects store failures under the real service and both
 // transports: while the store fails, every write answers a clean Internal
-// "internal error" (SPEC §4: the detail only in the log) and changes
+// "internal error" (the detail goes only to the log) and changes
 // nothing, Introspect keeps answering from memory, /readyz answers 503 and
 // last-use times wait in memory; once the store recovers, so does
 // everything, with no last use lost.

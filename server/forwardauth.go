@@ -62,18 +62,19 @@ type authVerdict struct {
 
 // introspectForAuth is forward auth's one call into the service: it
 // authenticates the proxy (its credential is in ctx's "authorization"
-// metadata) and checks secret against actions, counting the token's use. Its
-// errors are IntrospectToken's: Unauthenticated or PermissionDenied for the
-// proxy's credential, ResourceExhausted when the proxy's address is damped.
+// metadata) and checks secret against actions, counting the token's use,
+// exactly as Introspect does. Its errors are Introspect's: Unauthenticated
+// or PermissionDenied for the proxy's credential, ResourceExhausted when the
+// proxy's address is damped, Unavailable when the index may be stale.
 func introspectForAuth(ctx context.Context, svc *service.Service, secret string, actions []string) (authVerdict, error) {
-	resp, err := svc.IntrospectToken(ctx, &tokendv1.IntrospectTokenRequest{Token: secret, Actions: actions})
-	if err != nil || !resp.GetActive() {
+	in, err := svc.Introspect(ctx, &tokendv1.IntrospectTokenRequest{Token: secret, Actions: actions})
+	if err != nil || in.Token == nil {
 		return authVerdict{}, err
 	}
-	t := resp.GetToken()
+	t := in.Token
 	return authVerdict{
-		active: true, allowed: resp.GetAllowed(),
-		id: t.GetId(), name: t.GetName(), kind: t.GetKind().String(), typ: t.GetType().String(),
+		active: true, allowed: in.Allowed(),
+		id: t.ID(), name: t.Name(), kind: t.Kind().String(), typ: t.Type().String(),
 	}, nil
 }
 
@@ -89,9 +90,6 @@ func (f *forwardAuth) mount(mux *http.ServeMux) {
 var originalHeaders = []string{"X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Uri", "X-Original-URI"}
 
 func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if rt := routeFrom(r.Context()); rt != nil {
-		rt.rpc = ForwardAuthPath
-	}
 	method, uri, problem := originalRequest(r)
 	if problem != "" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -155,6 +153,9 @@ func (f *forwardAuth) serve(w http.ResponseWriter, r *http.Request, method, uri 
 		secret = ""
 	}
 	ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values(ProxyCredentialHeader)})
+	// Failed proxy credentials are damped per address, like any other.
+	ctx, ci := service.WithCallInfo(ctx)
+	ci.ClientAddr = hostOf(r.RemoteAddr)
 	v, err := introspectForAuth(ctx, f.svc, secret, actions)
 	if err != nil {
 		f.refuseProxy(w, r, err)

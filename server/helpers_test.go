@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,31 +18,13 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 )
 
 // This file is the shared harness of the server tests: the real wiring
 // (server.Start on 127.0.0.1:0 ports, a bbolt file under t.TempDir()), a real
 // gRPC client and plain net/http requests.
-
-// syncBuffer is an io.Writer that the server's goroutines and the test can
-// share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func newTextLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -58,15 +38,15 @@ type testServer struct {
 	base    string // http://host:port
 	conn    *grpc.ClientConn
 	client  tokendv1.TokenServiceClient
-	logs    *syncBuffer // everything the server logged
-	stderr  *syncBuffer // what it printed outside the log
+	logs    *testkit.SyncBuffer // everything the server logged
+	stderr  *testkit.SyncBuffer // what it printed outside the log
 	stopped bool
 }
 
 // startServer starts tokend with cfg, filling in loopback :0 addresses, a
 // temporary data dir and root token file, and buffers for the log and
 // stderr. The server is shut down when the test ends.
-func startServer(t *testing.T, cfg server.Config) *testServer {
+func startServer(t testing.TB, cfg server.Config) *testServer {
 	t.Helper()
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = "127.0.0.1:0"
@@ -80,7 +60,7 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 	if cfg.RootTokenFile == "" {
 		cfg.RootTokenFile = filepath.Join(t.TempDir(), "root-token")
 	}
-	ts := &testServer{logs: &syncBuffer{}, stderr: &syncBuffer{}}
+	ts := &testServer{logs: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	if cfg.Logger == nil {
 		cfg.Logger = newTextLogger(ts.logs)
 	}
@@ -109,7 +89,7 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 }
 
 // shutdown stops the server (once) and fails the test if that fails.
-func (ts *testServer) shutdown(t *testing.T) {
+func (ts *testServer) shutdown(t testing.TB) {
 	t.Helper()
 	if ts.stopped {
 		return

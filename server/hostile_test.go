@@ -34,8 +34,7 @@ import (
 	"github.com/tokend/tokend/server"
 )
 
-// TestHostileInput sweeps hostile input over both transports (issue 5, item
-// 5): invalid UTF-8, control characters and NUL bytes in every string field,
+// TestHostileInput sweeps hostile input over both transports: invalid UTF-8, control characters and NUL bytes in every string field,
 // oversized and deeply nested bodies, wrong JSON types, 10⁵ permissions,
 // bad page sizes, forged and stale page tokens, unknown enums, ids with path
 // characters and odd credential headers. Every input gets a clear refusal (a
@@ -495,7 +494,7 @@ func (fx *hostileFixture) restSweep(t *testing.T) {
 				add(restCase{endpoint: "IntrospectToken", name: "IntrospectToken" + h.name, method: "POST", path: "/v1/tokens:introspect", body: `{"token":` + s + `}`, want: 400})
 			} else {
 				// A token string that is not a secret is an answer, not an
-				// error (SPEC §3): inactive, MALFORMED.
+				// error: inactive, MALFORMED.
 				add(restCase{endpoint: "IntrospectToken", name: "IntrospectToken" + h.name, method: "POST", path: "/v1/tokens:introspect", body: `{"token":` + s + `}`, check: inactive("INACTIVE_REASON_MALFORMED")})
 			}
 		}
@@ -548,18 +547,18 @@ func (fx *hostileFixture) restSweep(t *testing.T) {
 		{"PermissionsNested", `{"name":"ok","type":"TOKEN_TYPE_CUSTOM","permissions":[["api::article.article.find"]]}`, "permissions"},
 		{"KindObject", `{"name":"ok","kind":{}}`, "kind"},
 		{"KindFloat", `{"name":"ok","kind":1.5}`, "kind"},
-		{"KindUnknownName", `{"name":"ok","kind":"TOKEN_KIND_ROOT"}`, "TOKEN_KIND_ROOT"},
+		{"KindUnknownName", `{"name":"ok","kind":"TOKEN_KIND_ROOT"}`, "token.kind"},
 		{"KindUnknownNumber", `{"name":"ok","kind":7}`, "token.kind"},
 		{"KindNegative", `{"name":"ok","kind":-1}`, "token.kind"},
 		{"KindHuge", `{"name":"ok","kind":4294967296}`, "kind"},
-		{"TypeUnknownName", `{"name":"ok","type":"TOKEN_TYPE_ROOT"}`, "TOKEN_TYPE_ROOT"},
+		{"TypeUnknownName", `{"name":"ok","type":"TOKEN_TYPE_ROOT"}`, "token.type"},
 		{"TypeUnknownNumber", `{"name":"ok","type":42}`, "token.type"},
-		{"TypeLowerCase", `{"name":"ok","type":"token_type_full_access"}`, "token_type_full_access"},
+		{"TypeLowerCase", `{"name":"ok","type":"token_type_full_access"}`, "token.type"},
 		{"LifespanNumber", `{"name":"ok","lifespan":604800}`, "lifespan"},
 		{"LifespanNegative", `{"name":"ok","lifespan":"-604800s"}`, "token.lifespan"},
 		{"LifespanHuge", `{"name":"ok","lifespan":"315576000001s"}`, "lifespan"},
 		{"LifespanNotAPreset", `{"name":"ok","lifespan":"604801s"}`, "token.lifespan"},
-		{"ExpireTimeGarbage", `{"name":"ok","expireTime":"yesterday"}`, "expireTime"},
+		{"ExpireTimeGarbage", `{"name":"ok","expireTime":"yesterday"}`, "token.expire_time"},
 		{"TopLevelArray", `[{"name":"ok"}]`, ""},
 		{"TopLevelString", `"ok"`, ""},
 		{"TopLevelNull", `null`, ""},
@@ -570,11 +569,11 @@ func (fx *hostileFixture) restSweep(t *testing.T) {
 		add(restCase{endpoint: "CreateToken", name: "Type" + b.name, method: "POST", path: "/v1/tokens", body: b.body, want: 400, field: b.field, pos: true})
 	}
 	for _, b := range []struct{ name, body, field string }{
-		{"GraceString", `{"gracePeriod":"soon"}`, "gracePeriod"},
+		{"GraceString", `{"gracePeriod":"soon"}`, "grace_period"},
 		{"GraceNegative", `{"gracePeriod":"-1s"}`, "grace_period"},
 		{"GraceOverADay", `{"gracePeriod":"86401s"}`, "grace_period"},
 		{"GraceHuge", `{"gracePeriod":"315576000000s"}`, "grace_period"},
-		{"GraceNumber", `{"gracePeriod":60}`, "gracePeriod"},
+		{"GraceNumber", `{"gracePeriod":60}`, "grace_period"},
 		{"IDNumber", `{"id":5}`, "id"},
 	} {
 		add(restCase{endpoint: "RegenerateToken", name: "Type" + b.name, method: "POST", path: "/v1/tokens/" + fx.apiID + ":regenerate", body: b.body, want: 400, field: b.field, pos: true})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/server"
 )
 
@@ -103,7 +104,7 @@ func TestFirstStartWritesRootSecretOnce(t *testing.T) {
 
 func TestRootSecretPrintedWhenNoFile(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	stderr, logs := &syncBuffer{}, &syncBuffer{}
+	stderr, logs := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
 	start := func() *server.Server {
 		srv, err := server.Start(context.Background(), server.Config{
 			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dataDir,

@@ -57,19 +57,21 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 // without it, anyone could make the server read and parse up to the body
 // limit, as slowly as the read timeout allows, for nothing. The connection
 // is closed after the answer, so the unread body is not drained either.
+// The refusal counts as a failed authentication of the client's address, so
+// a damped address gets 429 with Retry-After, as on every other path.
 // Bodiless requests go on: their answer (401 or 405) is the route's own.
 // Forward auth is left alone: there Authorization carries the client's API
 // token, which may rightly be missing or malformed, and the answer must be
 // forward auth's own bodiless 401 that proxies pass on to the client.
-func requireCredential(svc *service.Service, next http.Handler) http.Handler {
+func requireCredential(svc *service.Service, errs *restErrors, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength == 0 || !strings.HasPrefix(r.URL.Path, "/v1/") || isForwardAuthPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if err := svc.CheckCredential(r.Header.Values("Authorization")); err != nil {
+		if err := svc.CheckCredential(hostOf(r.RemoteAddr), r.Header.Values("Authorization")); err != nil {
 			w.Header().Set("Connection", "close")
-			writeStatus(w, status.Convert(err))
+			errs.write(w, 0, status.Convert(err))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -1,134 +1,205 @@
 package server
 
 import (
-	"cmp"
-	"fmt"
-	"io"
-	"maps"
 	"net/http"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/tokend/tokend/service"
+	"github.com/tokend/tokend/storage"
 )
 
-// metrics counts requests per transport, method and outcome and exposes them
-// in the Prometheus text format. Labels hold method names and status codes
-// only: never a token, secret or id.
+// metrics are tokend's Prometheus metrics, in a registry of the server's own
+// (two servers in one process, as in tests, do not share counters). Labels
+// hold transport names, RPC method names, route patterns and status codes
+// only: never a token, secret, id or raw path.
 type metrics struct {
-	svc   *service.Service
-	start time.Time
+	registry *prometheus.Registry
+	// rpcs and rpcSeconds count the calls of the gRPC service, by
+	// transport ("grpc", or "rest" through the gateway), full method name
+	// and gRPC code name.
+	rpcs       *prometheus.CounterVec
+	rpcSeconds *prometheus.HistogramVec
+	// httpRequests and httpSeconds count every HTTP request, by the route
+	// pattern it matched and HTTP status.
+	httpRequests *prometheus.CounterVec
+	httpSeconds  *prometheus.HistogramVec
 
-	mu     sync.RWMutex
-	series map[seriesKey]*series
+	// Series resolved by their label values, kept so that a request does
+	// not hash its labels again for each of its two metrics.
+	rpcSeries  seriesCache[rpcKey]
+	httpSeries seriesCache[httpKey]
 }
 
-type seriesKey struct {
-	transport, method, code string
-}
+type rpcKey struct{ transport, method, code string }
 
+type httpKey struct{ route, status string }
+
+// series is a request counter and latency histogram of one label set.
 type series struct {
-	count    atomic.Uint64
-	nanosSum atomic.Uint64
+	count   prometheus.Counter
+	seconds prometheus.Observer
 }
+
+// seriesCache maps label values to their series. Labels are bounded (method
+// names, route patterns, codes), and so is the cache.
+type seriesCache[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]series
+}
+
+func (c *seriesCache[K]) get(k K, resolve func() series) series {
+	c.mu.RLock()
+	s, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = resolve()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[K]series)
+	}
+	c.m[k] = s
+	c.mu.Unlock()
+	return s
+}
+
+// observeRPC records one call of the service.
+func (m *metrics) observeRPC(transport, method, code string, took time.Duration) {
+	s := m.rpcSeries.get(rpcKey{transport, method, code}, func() series {
+		return series{m.rpcs.WithLabelValues(transport, method, code), m.rpcSeconds.WithLabelValues(transport, method, code)}
+	})
+	s.count.Inc()
+	s.seconds.Observe(took.Seconds())
+}
+
+// observeHTTP records one HTTP request.
+func (m *metrics) observeHTTP(route, status string, took time.Duration) {
+	s := m.httpSeries.get(httpKey{route, status}, func() series {
+		return series{m.httpRequests.WithLabelValues(route, status), m.httpSeconds.WithLabelValues(route, status)}
+	})
+	s.count.Inc()
+	s.seconds.Observe(took.Seconds())
+}
+
+// latencyBuckets span what a call takes here: from an introspection
+// answered from memory (tens of microseconds) to a write waiting on a slow
+// disk.
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
 func newMetrics(svc *service.Service) *metrics {
-	return &metrics{svc: svc, start: time.Now(), series: make(map[seriesKey]*series)}
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_rpc_requests_total",
+			Help: "Calls of tokend.v1.TokenService, by transport (grpc, or rest through the gateway), method and gRPC code.",
+		}, []string{"transport", "method", "code"}),
+		rpcSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokend_rpc_request_duration_seconds",
+			Help:    "Time to answer a call of tokend.v1.TokenService, by transport, method and gRPC code.",
+			Buckets: latencyBuckets,
+		}, []string{"transport", "method", "code"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_http_requests_total",
+			Help: "HTTP requests, by the route pattern they matched and HTTP status.",
+		}, []string{"route", "status"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokend_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern and HTTP status.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "status"}),
+	}
+	m.registry.MustRegister(
+		m.rpcs, m.rpcSeconds, m.httpRequests, m.httpSeconds,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&serviceCollector{svc: svc},
+	)
+	return m
 }
 
-// observe records one finished request.
-func (m *metrics) observe(transport, method, code string, took time.Duration) {
-	k := seriesKey{transport, method, code}
-	m.mu.RLock()
-	s := m.series[k]
-	m.mu.RUnlock()
-	if s == nil {
-		m.mu.Lock()
-		if s = m.series[k]; s == nil {
-			s = &series{}
-			m.series[k] = s
-		}
-		m.mu.Unlock()
-	}
-	s.count.Add(1)
-	s.nanosSum.Add(uint64(took.Nanoseconds()))
+// handler serves the metrics in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	m.write(w)
+// serviceCollector reads the service's state at each scrape.
+type serviceCollector struct {
+	svc *service.Service
 }
 
-func (m *metrics) write(w io.Writer) {
-	m.mu.RLock()
-	keys := make([]seriesKey, 0, len(m.series))
-	for k := range m.series {
-		keys = append(keys, k)
-	}
-	m.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b seriesKey) int {
-		if a.transport != b.transport {
-			return compare(a.transport, b.transport)
+var (
+	tokensDesc = prometheus.NewDesc("tokend_tokens",
+		"Tokens in the in-memory index, by kind and type.", []string{"kind", "type"}, nil)
+	indexDesc = prometheus.NewDesc("tokend_index_tokens",
+		"Tokens in the in-memory introspection index.", nil, nil)
+	expiringDesc = prometheus.NewDesc("tokend_tokens_expiring_soon",
+		"Valid tokens that expire within the next 7 days.", nil, nil)
+	flushAgeDesc = prometheus.NewDesc("tokend_last_used_flush_age_seconds",
+		"Seconds since last-use times were last written to the store without error.", nil, nil)
+	dampedDesc = prometheus.NewDesc("tokend_damped_addresses",
+		"Client addresses whose failed authentications are being refused (429 / ResourceExhausted).", nil, nil)
+	hashKeyDesc = prometheus.NewDesc("tokend_tokens_by_hash_key",
+		"Tokens whose secret is hashed under each hash key (key_id \"unrecorded\": stored before key ids were); a key no token uses any more can leave the key file.",
+		[]string{"key_id"}, nil)
+	stalenessDesc = prometheus.NewDesc("tokend_index_staleness_seconds",
+		"How long ago the introspection index was last known to hold every committed change (0 for a local store).", nil, nil)
+)
+
+func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tokensDesc
+	ch <- indexDesc
+	ch <- expiringDesc
+	ch <- flushAgeDesc
+	ch <- dampedDesc
+	ch <- hashKeyDesc
+	ch <- stalenessDesc
+}
+
+func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	st := c.svc.Stats(now)
+	for _, kind := range []storage.Kind{storage.KindAPI, storage.KindAdmin} {
+		for _, typ := range []storage.Type{storage.TypeReadOnly, storage.TypeFullAccess, storage.TypeCustom} {
+			n := st.Tokens[service.TokenClass{Kind: kind, Type: typ}]
+			ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, float64(n), kindLabel(kind), typeLabel(typ))
 		}
-		if a.method != b.method {
-			return compare(a.method, b.method)
-		}
-		return compare(a.code, b.code)
-	})
-	fmt.Fprintln(w, "# HELP tokend_requests_total Requests served, by transport, method and result code.")
-	fmt.Fprintln(w, "# TYPE tokend_requests_total counter")
-	for _, k := range keys {
-		fmt.Fprintf(w, "tokend_requests_total{transport=%q,method=%q,code=%q} %d\n", k.transport, k.method, k.code, m.get(k).count.Load())
 	}
-	fmt.Fprintln(w, "# HELP tokend_request_seconds_total Time spent serving requests, by transport, method and result code.")
-	fmt.Fprintln(w, "# TYPE tokend_request_seconds_total counter")
-	for _, k := range keys {
-		fmt.Fprintf(w, "tokend_request_seconds_total{transport=%q,method=%q,code=%q} %g\n", k.transport, k.method, k.code, float64(m.get(k).nanosSum.Load())/1e9)
-	}
-	fmt.Fprintln(w, "# HELP tokend_tokens Tokens in the in-memory introspection index.")
-	fmt.Fprintln(w, "# TYPE tokend_tokens gauge")
-	fmt.Fprintf(w, "tokend_tokens %d\n", m.svc.TokenCount())
-	counts := m.svc.TokensByHashKey()
-	for _, id := range m.svc.HashKeyIDs() {
+	ch <- prometheus.MustNewConstMetric(indexDesc, prometheus.GaugeValue, float64(c.svc.TokenCount()))
+	ch <- prometheus.MustNewConstMetric(expiringDesc, prometheus.GaugeValue, float64(st.Expiring))
+	ch <- prometheus.MustNewConstMetric(flushAgeDesc, prometheus.GaugeValue, now.Sub(st.LastFlush).Seconds())
+	ch <- prometheus.MustNewConstMetric(dampedDesc, prometheus.GaugeValue, float64(st.DampedAddrs))
+	counts := c.svc.TokensByHashKey()
+	for _, id := range c.svc.HashKeyIDs() {
 		counts[id] += 0 // the key file's keys show even when unused
 	}
-	writeHashKeyMetric(w, counts)
-	fmt.Fprintln(w, "# HELP tokend_index_staleness_seconds How long ago the introspection index was last known to hold every committed change (0 for a local store).")
-	fmt.Fprintln(w, "# TYPE tokend_index_staleness_seconds gauge")
-	fmt.Fprintf(w, "tokend_index_staleness_seconds %g\n", m.svc.IndexStaleness().Seconds())
-	fmt.Fprintln(w, "# HELP tokend_tokens_expiring_soon API tokens that expire within 7 days (and have not expired).")
-	fmt.Fprintln(w, "# TYPE tokend_tokens_expiring_soon gauge")
-	fmt.Fprintf(w, "tokend_tokens_expiring_soon %d\n", m.svc.ExpiringTokens(7*24*time.Hour))
-	fmt.Fprintln(w, "# HELP tokend_uptime_seconds Time since the server started.")
-	fmt.Fprintln(w, "# TYPE tokend_uptime_seconds gauge")
-	fmt.Fprintf(w, "tokend_uptime_seconds %g\n", time.Since(m.start).Seconds())
-}
-
-func (m *metrics) get(k seriesKey) *series {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.series[k]
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+	for id, n := range counts {
+		if id == "" {
+			id = "unrecorded"
+		}
+		ch <- prometheus.MustNewConstMetric(hashKeyDesc, prometheus.GaugeValue, float64(n), id)
 	}
-	return 0
+	ch <- prometheus.MustNewConstMetric(stalenessDesc, prometheus.GaugeValue, c.svc.IndexStaleness().Seconds())
 }
 
-// writeHashKeyMetric writes the token count per hash key id ("unrecorded"
-// for tokens stored before key ids were).
-func writeHashKeyMetric(w io.Writer, counts map[string]int) {
-	fmt.Fprintln(w, "# HELP tokend_tokens_by_hash_key Tokens whose secret is hashed under each hash key; a key at 0 can leave the key file.")
-	fmt.Fprintln(w, "# TYPE tokend_tokens_by_hash_key gauge")
-	for _, id := range slices.Sorted(maps.Keys(counts)) {
-		label := cmp.Or(id, "unrecorded")
-		fmt.Fprintf(w, "tokend_tokens_by_hash_key{key_id=%q} %d\n", label, counts[id])
+func kindLabel(k storage.Kind) string {
+	if k == storage.KindAdmin {
+		return "admin"
 	}
+	return "api"
+}
+
+func typeLabel(t storage.Type) string {
+	switch t {
+	case storage.TypeFullAccess:
+		return "full_access"
+	case storage.TypeCustom:
+		return "custom"
+	}
+	return "read_only"
 }

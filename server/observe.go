@@ -8,39 +8,141 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokend/tokend/service"
 )
 
-// unaryObserver logs one line per gRPC call (method, code, duration, caller
-// token id; never a request or a secret) and counts it.
-func unaryObserver(log *slog.Logger, m *metrics) grpc.UnaryServerInterceptor {
+// Transports, as metric labels and log fields.
+const (
+	transportGRPC = "grpc" // gRPC clients
+	transportREST = "rest" // REST clients, through the gateway or the introspection fast path
+)
+
+// clientAddrKey is the metadata key the gateway fills with the REST client's
+// address. It is read only on the in-process connection, which nothing but
+// the gateway can reach: a gRPC client cannot claim another address with it.
+const clientAddrKey = "tokend-client-addr"
+
+// observer logs and counts every call of the service, one line and one
+// sample each, whichever transport it came by.
+type observer struct {
+	log *slog.Logger
+	m   *metrics
+}
+
+// unary is the first interceptor of the chain both gRPC servers (the
+// network one, and the in-process one the gateway calls) run.
+func (o *observer) unary(transport string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		begin := time.Now()
-		ctx, ci := service.WithCallInfo(ctx)
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			ci.ClientAddr = hostOf(p.Addr.String())
-		}
+		ctx, ci := callInfo(ctx, transport)
 		resp, err := handler(ctx, req)
-		took := time.Since(begin)
-		code := status.Code(err).String()
-		m.observe("grpc", info.FullMethod, code, took)
-		log.LogAttrs(ctx, slog.LevelInfo, "grpc request",
-			slog.String("method", info.FullMethod),
-			slog.String("code", code),
-			slog.Duration("duration", took),
-			slog.String("caller", ci.CallerID))
+		o.rpcDone(ctx, transport, info.FullMethod, err, time.Since(begin), ci)
 		return resp, err
 	}
 }
 
-// route is filled in while the gateway handles a request: which RPC it
-// mapped to. The observer reads it after the request.
+// stream is unary's counterpart for streaming calls: one line and one sample
+// when the stream ends.
+func (o *observer) stream(transport string) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		begin := time.Now()
+		ctx, ci := callInfo(ss.Context(), transport)
+		err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+		o.rpcDone(ctx, transport, info.FullMethod, err, time.Since(begin), ci)
+		return err
+	}
+}
+
+// callInfo returns a context in which the service records what it learns of
+// the call, with the client's address filled in.
+func callInfo(ctx context.Context, transport string) (context.Context, *service.CallInfo) {
+	ctx, ci := service.WithCallInfo(ctx)
+	if transport == transportREST {
+		if v := metadata.ValueFromIncomingContext(ctx, clientAddrKey); len(v) == 1 {
+			ci.ClientAddr = v[0]
+		}
+	} else if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		ci.ClientAddr = hostOf(p.Addr.String())
+	}
+	return ctx, ci
+}
+
+// rpcDone logs a finished call (method, code, duration, caller token id;
+// for REST the route pattern too; never a request or a secret) and counts
+// it. A REST request whose call is logged here gets no second line from the
+// HTTP observer.
+func (o *observer) rpcDone(ctx context.Context, transport, method string, err error, took time.Duration, ci *service.CallInfo) {
+	code := status.Code(err).String()
+	o.m.observeRPC(transport, method, code, took)
+	attrs := []slog.Attr{
+		slog.String("transport", transport),
+		slog.String("method", method),
+		slog.String("code", code),
+		slog.Duration("duration", took),
+		slog.String("caller", ci.CallerID),
+	}
+	if rt := routeFrom(ctx); rt != nil {
+		rt.logged = true
+		if rt.pattern == "" {
+			rt.pattern, _ = runtime.HTTPPathPattern(ctx)
+		}
+		attrs = append(attrs, slog.String("route", rt.pattern))
+	}
+	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
+}
+
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+// http counts every HTTP request and logs one line for each that logged
+// no rpc line (method, the route pattern it matched, status, duration;
+// never the path, which may hold what a client pasted into it, a body, a
+// query or a header).
+func (o *observer) http(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		begin := time.Now()
+		rt := &route{}
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		took := time.Since(begin)
+		pattern := rt.pattern
+		if pattern == "" {
+			pattern = r.Pattern
+		}
+		if pattern == "" {
+			pattern = "other"
+		}
+		st := strconv.Itoa(sw.status)
+		o.m.observeHTTP(pattern, st, took)
+		if rt.logged {
+			return
+		}
+		o.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("method", r.Method),
+			slog.String("route", pattern),
+			slog.Int("status", sw.status),
+			slog.Duration("duration", took))
+	})
+}
+
+// route is filled in while a request is handled: the pattern of the gateway
+// route it matched, which the HTTP mux does not know, and whether the call
+// it made logged its own line. REST calls reach the chain in process with
+// the request's context, so the chain finds it there.
 type route struct {
-	rpc string
+	pattern string
+	logged  bool
 }
 
 type routeKey struct{}
@@ -48,37 +150,6 @@ type routeKey struct{}
 func routeFrom(ctx context.Context) *route {
 	r, _ := ctx.Value(routeKey{}).(*route)
 	return r
-}
-
-// observeHTTP logs one line per HTTP request (method, path, status, RPC,
-// duration, caller token id; never a body, a query or a header) and counts
-// it.
-func observeHTTP(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		begin := time.Now()
-		ctx, ci := service.WithCallInfo(r.Context())
-		ci.ClientAddr = hostOf(r.RemoteAddr)
-		rt := &route{}
-		ctx = context.WithValue(ctx, routeKey{}, rt)
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		took := time.Since(begin)
-		method := rt.rpc
-		if method == "" {
-			method = r.URL.Path
-			if len(method) > 64 || !isKnownPath(method) {
-				method = "other"
-			}
-		}
-		m.observe("http", method, strconv.Itoa(sw.status), took)
-		log.LogAttrs(ctx, slog.LevelInfo, "http request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.String("rpc", rt.rpc),
-			slog.Int("status", sw.status),
-			slog.Duration("duration", took),
-			slog.String("caller", ci.CallerID))
-	})
 }
 
 // hostOf strips the port from a network address. The address is the
@@ -89,15 +160,6 @@ func hostOf(addr string) string {
 		return host
 	}
 	return addr
-}
-
-// isKnownPath keeps metric labels bounded: only fixed paths become labels.
-func isKnownPath(p string) bool {
-	switch p {
-	case "/healthz", "/readyz", "/metrics", "/openapi.json", "/":
-		return true
-	}
-	return false
 }
 
 type statusWriter struct {
@@ -116,6 +178,13 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wroteHeader = true
 	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed answers reach the client as they are written.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/tokend/tokend/service"
 	"github.com/tokend/tokend/storage/bolt"
@@ -26,7 +25,7 @@ import (
 // server holds the lock, and must be stopped first.
 func RecoverRoot(ctx context.Context, cfg Config) (name string, err error) {
 	cfg = withDefaults(cfg)
-	dbPath := filepath.Join(cfg.DataDir, databaseFile)
+	dbPath := DatabasePath(cfg.DataDir)
 	if _, err := os.Stat(dbPath); err != nil {
 		return "", fmt.Errorf("no database to recover in %s: %w", cfg.DataDir, err)
 	}

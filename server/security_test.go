@@ -1,9 +1,8 @@
 package server_test
 
-// Tests of the security features of issue 5 through the real server:
-// hash-key rotation (item 6), the audit trail over REST (item 8), TLS and
-// mutual TLS (item 9), brute-force damping per client address (item 10)
-// and file permissions (item 11).
+// Tests of the security features through the real server: hash-key
+// rotation, the audit trail over REST, TLS and mutual TLS, brute-force
+// damping per client address and file permissions.
 
 import (
 	"context"

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
+
 	runtimemetrics "runtime/metrics"
 	"sync"
 	"time"
@@ -22,7 +22,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/service"
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
@@ -90,6 +89,8 @@ type Config struct {
 	ExpiryWarnings []time.Duration
 	WatchHeartbeat time.Duration
 	WatchBuffer    int
+
+	now func() time.Time // the service's clock; set by this package's tests
 }
 
 // Defaults for Config.
@@ -103,7 +104,6 @@ const (
 	// DefaultAuditRetention keeps a year of audit events.
 	DefaultAuditRetention = 365 * 24 * time.Hour
 	auditPruneInterval    = time.Hour
-	databaseFile          = "tokend.db"
 	hashKeyFile           = "hash.key"
 )
 
@@ -114,6 +114,8 @@ type Server struct {
 	load           LoadStats
 	svc            *service.Service
 	grpcServer     *grpc.Server
+	inProcess      *inProcess // the gateway's connection to the service
+	httpDeps       httpDeps
 	health         *health.Server
 	httpServer     *http.Server
 	grpcLis        net.Listener
@@ -169,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AdminPrefix: cfg.AdminPrefix,
 		Lifespans:   cfg.Lifespans,
 		Logger:      cfg.Logger,
+		Now:         cfg.now,
 
 		AuthFailureLimit: cfg.AuthFailureLimit,
 		MaxActions:       cfg.MaxActions,
@@ -211,22 +214,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}()
 	}
 
-	m := newMetrics(s.svc)
-	codec, undecodable := newRequestCodec()
-	opts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(codec),
-		// Serve calls on long-lived workers instead of a new goroutine
-		// each: a fresh goroutine grows (copies) its stack on every call,
-		// which profiling showed to be a tenth of the CPU of a small RPC.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.ChainUnaryInterceptor(unaryObserver(s.log, m), rejectUndecodable(undecodable)),
+	views, err := newIntrospectViews()
+	if err != nil {
+		return nil, err
 	}
-	opts = append(opts, grpcLimits(cfg)...)
+	svc := tokenService{Service: s.svc, views: views}
+	obs := &observer{log: s.log, m: newMetrics(s.svc)}
+
+	var grpcOpts []grpc.ServerOption
+	grpcOpts = append(grpcOpts, grpcLimits(cfg)...)
 	if tlsConfig != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
-	s.grpcServer = grpc.NewServer(opts...)
-	tokendv1.RegisterTokenServiceServer(s.grpcServer, s.svc)
+	s.grpcServer = newGRPCServer(svc, obs.chain(transportGRPC), grpcOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
@@ -239,7 +239,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.log.Info("forward auth routes loaded", slog.String("file", cfg.AuthRoutesFile), slog.Int("rules", n))
 	}
-	handler, err := newHTTPHandler(ctx, s.svc, m, s.log, cfg.MaxBodyBytes, s.forwardAuth)
+	if s.inProcess, err = startInProcess(svc, obs.chain(transportREST)); err != nil {
+		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
+	}
+	s.httpDeps = httpDeps{svc: s.svc, conn: s.inProcess.direct, views: views, obs: obs, maxBody: cfg.MaxBodyBytes, auth: s.forwardAuth}
+	handler, err := newHTTPHandler(ctx, s.httpDeps)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +298,7 @@ func warnPlaintext(log *slog.Logger, addrs ...net.Addr) {
 }
 
 // DatabasePath returns the bbolt file the server keeps under dataDir.
-func DatabasePath(dataDir string) string { return filepath.Join(dataDir, databaseFile) }
+func DatabasePath(dataDir string) string { return filepath.Join(dataDir, bolt.FileName) }
 
 func withDefaults(cfg Config) Config {
 	if cfg.GRPCAddr == "" {
@@ -481,15 +485,11 @@ func (s *Server) close(ctx context.Context) error {
 	if s.httpLis != nil {
 		s.httpLis.Close() // not yet served when Start failed; closing twice is harmless
 	}
+	if s.inProcess != nil {
+		s.inProcess.stop(ctx)
+	}
 	if s.grpcServer != nil {
-		stopped := make(chan struct{})
-		go func() { s.grpcServer.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			s.grpcServer.Stop()
-			<-stopped
-		}
+		stopServer(ctx, s.grpcServer)
 	}
 	if s.grpcLis != nil {
 		s.grpcLis.Close()

@@ -238,7 +238,9 @@ type soakToken struct {
 	perms            []string
 }
 
-// allows says whether the token allows every one of actions (SPEC §2).
+// allows says whether the token allows every one of actions, by the rules
+// of its type: read-only allows the find and findOne verbs, full access
+// everything, custom exactly its permissions.
 func (tok *soakToken) allows(actions []string) bool {
 	for _, a := range actions {
 		verb := a[strings.LastIndex(a, ".")+1:]

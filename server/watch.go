@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -10,83 +12,86 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
-	"github.com/tokend/tokend/service"
 )
-
-const watchRPC = "/tokend.v1.TokenService/WatchTokens"
 
 // watchHandler serves GET /v1/tokens:watch in the gateway's format for
 // server streams: newline-delimited JSON, one {"result": event} per line,
-// flushed as sent. An error before the first event is answered like any
-// other REST error (status and JSON body); a later one ends the stream with
-// an {"error": status} line. The gateway's in-process registration cannot
-// serve streams, hence this handler; it calls the same service method with
-// the credential in the same "authorization" metadata as every other route.
-func watchHandler(svc *service.Service) http.Handler {
+// flushed as sent. The call goes over the in-process connection, so it runs
+// the same interceptor chain (log line, metrics, client address for
+// damping) as every other call. Unlike the gateway's own stream forwarding,
+// an error before the first event is answered like any other REST error,
+// with its HTTP status (401, 403, 400…) and JSON body: a client sees a
+// refused watch as refused. A later error ends the stream with an
+// {"error": status} line.
+func watchHandler(conn grpc.ClientConnInterface, errs *restErrors) http.Handler {
+	client := tokendv1.NewTokenServiceClient(conn)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt := routeFrom(r.Context()); rt != nil {
-			rt.rpc = watchRPC
-		}
 		var req tokendv1.WatchTokensRequest
 		for k, v := range r.URL.Query() {
 			switch {
 			case k != "resume_token" && k != "resumeToken":
-				writeError(w, http.StatusBadRequest, codes.InvalidArgument, fmt.Sprintf("unknown query parameter %q", k))
+				errs.write(w, 0, invalidQuery(k, "unknown query parameter"))
 				return
 			case len(v) != 1:
-				writeError(w, http.StatusBadRequest, codes.InvalidArgument, "resume_token given more than once")
+				errs.write(w, 0, invalidQuery("resume_token", "given more than once"))
 				return
 			}
 			req.ResumeToken = v[0]
 		}
 		// A watch lasts as long as the client wants: no write deadline
-		// that suits a request/response exchange may cut it.
+		// made for a request and its answer may cut it.
 		rc := http.NewResponseController(w)
 		_ = rc.SetWriteDeadline(time.Time{})
-		ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
-		stream := &ndjsonStream{ctx: ctx, w: w, rc: rc}
-		err := svc.WatchTokens(&req, stream)
-		if err == nil || r.Context().Err() != nil {
+
+		md := metadata.Pairs(clientAddrKey, hostOf(r.RemoteAddr))
+		for _, v := range r.Header.Values("Authorization") {
+			md.Append("authorization", v)
+		}
+		ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), md))
+		defer cancel()
+		stream, err := client.WatchTokens(ctx, &req)
+		started := false
+		for err == nil {
+			var ev *tokendv1.WatchTokensResponse
+			if ev, err = stream.Recv(); err != nil {
+				break
+			}
+			if !started {
+				w.Header().Set("Content-Type", restJSON.StreamContentType(nil))
+				started = true
+			}
+			if err = writeLine(w, rc, "result", ev); err != nil {
+				return // the client went away
+			}
+		}
+		if errors.Is(err, io.EOF) || r.Context().Err() != nil {
 			return
 		}
 		st := status.Convert(err)
-		if !stream.started {
-			writeStatus(w, st)
+		if !started {
+			errs.write(w, 0, st)
 			return
 		}
-		stream.line("error", st.Proto())
+		if err := writeLine(w, rc, "error", st.Proto()); err != nil {
+			errs.log.Debug("watch ended", slog.Any("error", err))
+		}
 	})
 }
 
-// ndjsonStream is the server side of a WatchTokens stream written as
-// newline-delimited JSON. Only Context and Send are used by the service.
-type ndjsonStream struct {
-	grpc.ServerStream
-	ctx     context.Context
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	started bool
+// invalidQuery is the InvalidArgument of a bad query parameter, naming it.
+func invalidQuery(param, problem string) *status.Status {
+	return status.Newf(codes.InvalidArgument, "%s: %s", param, problem)
 }
 
-func (s *ndjsonStream) Context() context.Context { return s.ctx }
-
-func (s *ndjsonStream) Send(ev *tokendv1.WatchTokensResponse) error {
-	if !s.started {
-		s.w.Header().Set("Content-Type", "application/x-ndjson")
-		s.started = true
-	}
-	return s.line("result", ev)
-}
-
-// line writes {"<key>": m} and a newline, and flushes it to the client.
-func (s *ndjsonStream) line(key string, m proto.Message) error {
-	body, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+// writeLine writes {"<key>": m} and a newline in the REST JSON dialect, and
+// flushes it to the client.
+func writeLine(w http.ResponseWriter, rc *http.ResponseController, key string, m proto.Message) error {
+	body, err := restJSON.Marshal(m)
 	if err != nil {
-		return status.Error(codes.Internal, "internal error")
+		return err
 	}
 	b := make([]byte, 0, len(body)+len(key)+6)
 	b = append(b, `{"`...)
@@ -94,11 +99,8 @@ func (s *ndjsonStream) line(key string, m proto.Message) error {
 	b = append(b, `":`...)
 	b = append(b, body...)
 	b = append(b, "}\n"...)
-	if _, err := s.w.Write(b); err != nil {
-		return status.Error(codes.Unavailable, "client went away")
+	if _, err := w.Write(b); err != nil {
+		return err
 	}
-	if err := s.rc.Flush(); err != nil {
-		return status.Error(codes.Unavailable, "client went away")
-	}
-	return nil
+	return rc.Flush()
 }

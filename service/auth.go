@@ -6,9 +6,11 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tokend/tokend/storage"
 )
@@ -43,23 +45,11 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 	ci, _ := ctx.Value(callInfoKey{}).(*CallInfo)
 	e, err := s.authenticate(ctx)
 	if err != nil {
-		// Failed attempts are damped per client address. A valid
-		// credential is always served, even from a damped address: a
-		// 256-bit secret cannot be guessed anyway, and backends sharing
-		// an address (a NAT, a proxy) with a misbehaving client must not
-		// lose access because of it.
 		var addr string
 		if ci != nil {
 			addr = ci.ClientAddr
 		}
-		now := s.now()
-		wait := s.failures.retryAfter(addr, now)
-		s.failures.fail(addr, now)
-		if wait > 0 {
-			return nil, status.Errorf(codes.ResourceExhausted,
-				"too many failed authentications from your address: retry in %d s", int(wait.Seconds())+1)
-		}
-		return nil, err
+		return nil, s.failed(addr, err)
 	}
 	if ci != nil {
 		ci.CallerID = e.meta.id
@@ -68,6 +58,34 @@ func (s *Service) authorize(ctx context.Context, action string) (*entry, error) 
 		return nil, status.Errorf(codes.PermissionDenied, "the credential lacks the permission %s", action)
 	}
 	return e, nil
+}
+
+// failed records a failed authentication from addr and returns the error
+// to answer: err, or ResourceExhausted once addr is damped. Failed attempts
+// are damped per client address. A valid credential is always served, even
+// from a damped address: a 256-bit secret cannot be guessed anyway, and
+// backends sharing an address (a NAT, a proxy) with a misbehaving client
+// must not lose access because of it.
+func (s *Service) failed(addr string, err error) error {
+	now := s.now()
+	wait := s.failures.retryAfter(addr, now)
+	s.failures.fail(addr, now)
+	if wait > 0 {
+		return retryLater(wait)
+	}
+	return err
+}
+
+// retryLater is the answer to a damped address: ResourceExhausted with a
+// google.rpc.RetryInfo saying how long to wait, in whole seconds (the REST
+// gateway turns it into a Retry-After header).
+func retryLater(wait time.Duration) error {
+	secs := int64(wait.Seconds()) + 1
+	st := status.Newf(codes.ResourceExhausted, "too many failed authentications from your address: retry in %d s", secs)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // authenticate finds the admin token of the call's credential and records
@@ -98,14 +116,18 @@ func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	return e, nil
 }
 
-// CheckCredential returns the error a call with these authorization values
-// gets when they cannot hold an admin credential (Unauthenticated: none,
-// several, not "Bearer <secret>", or a secret that is not well formed), and
-// nil otherwise. It reads no store, so a transport can refuse such a call
-// before reading its body.
-func (s *Service) CheckCredential(values []string) error {
-	_, _, err := s.credential(values)
-	return err
+// CheckCredential returns the error a call from clientAddr with these
+// authorization values gets when they cannot hold an admin credential
+// (Unauthenticated: none, several, not "Bearer <secret>", or a secret that
+// is not well formed; ResourceExhausted once the address is damped), and nil
+// otherwise. A refusal counts as a failed authentication of the address. It
+// reads no store, so a transport can refuse such a call before reading its
+// body.
+func (s *Service) CheckCredential(clientAddr string, values []string) error {
+	if _, _, err := s.credential(values); err != nil {
+		return s.failed(clientAddr, err)
+	}
+	return nil
 }
 
 // credential returns the secret of the call's authorization values, and

@@ -11,9 +11,8 @@ import (
 )
 
 // tokenView is the API form of a stored token at now; lastUsed is the later
-// of the stored and in-memory last-use times. A zero now keeps every
-// time-dependent field (the index builds views once per version and
-// settles them per call in withLastUsed).
+// of the stored and in-memory last-use times. The previous secret's expiry
+// shows only while it is valid at now.
 func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	v := &tokendv1.Token{
 		Id:          t.ID,
@@ -32,7 +31,7 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	if !t.ExpireTime.IsZero() {
 		v.ExpireTime = timestamppb.New(t.ExpireTime)
 	}
-	if !t.PreviousExpireTime.IsZero() && (now.IsZero() || now.Before(t.PreviousExpireTime)) {
+	if !t.PreviousExpireTime.IsZero() && now.Before(t.PreviousExpireTime) {
 		v.PreviousSecretExpireTime = timestamppb.New(t.PreviousExpireTime)
 	}
 	if t.LastUsedTime.After(lastUsed) {
@@ -44,45 +43,62 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 	return v
 }
 
-// viewAt returns the entry's API view at now, with its current last use.
-// The view is shared by concurrent responses, which only read it.
-func (e *entry) viewAt(now time.Time) *tokendv1.Token {
-	last := e.usage.lastUsed.Load()
-	grace := e.inGrace(now)
-	vs := e.viewsOnce()
-	c := vs.cached.Load()
-	if c != nil && c.grace == grace && c.lastUsed == last {
-		return c.view
+// TokenSnapshot is one version of a token as the API shows it, without its
+// secret hashes and its last use (which changes without a new version). It
+// is immutable, and shared by every caller that sees that version: a new
+// version of the token (an edit, a regeneration) is a new snapshot, so a
+// transport may cache what it derives from one for as long as it holds it.
+// The index keeps one per token, so times are unix nanoseconds (0 = unset):
+// time.Time fields would double what each costs.
+type TokenSnapshot struct {
+	id, name, description, hint string
+	kind                        storage.Kind
+	typ                         storage.Type
+	permissions                 []string
+	lifespan                    time.Duration
+	expire, prevExpire          int64
+	create, update              int64
+	// hashKeyID is the id of the hash key the secret is hashed under, as
+	// the index counts it (never shown).
+	hashKeyID string
+}
+
+func newSnapshot(t *storage.Token) *TokenSnapshot {
+	return &TokenSnapshot{
+		id: t.ID, name: t.Name, description: t.Description, hint: t.SecretHint,
+		kind: t.Kind, typ: t.Type, permissions: t.Permissions, lifespan: t.Lifespan,
+		expire: nanos(t.ExpireTime), prevExpire: nanos(t.PreviousExpireTime),
+		create: nanos(t.CreateTime), update: nanos(t.UpdateTime),
 	}
-	var base *tokendv1.Token
-	if c != nil && c.grace == grace {
-		base = c.base
-	} else {
-		t := e.token()
-		t.LastUsedTime = time.Time{}
-		base = tokenView(t, time.Time{}, now)
-	}
-	// Only the last use changed (for a token used less than once a
-	// second, on every call): copy the base rather than rebuild it.
-	v := &tokendv1.Token{
-		Id:                       base.Id,
-		Name:                     base.Name,
-		Description:              base.Description,
-		Kind:                     base.Kind,
-		Type:                     base.Type,
-		Permissions:              base.Permissions,
-		Lifespan:                 base.Lifespan,
-		ExpireTime:               base.ExpireTime,
-		CreateTime:               base.CreateTime,
-		UpdateTime:               base.UpdateTime,
-		SecretHint:               base.SecretHint,
-		PreviousSecretExpireTime: base.PreviousSecretExpireTime,
-	}
-	if last != 0 {
-		v.LastUsedTime = timestamppb.New(time.Unix(0, last).UTC())
-	}
-	vs.cached.Store(&cachedView{grace: grace, base: base, lastUsed: last, view: v})
-	return v
+}
+
+// ID returns the token's id.
+func (t *TokenSnapshot) ID() string { return t.id }
+
+// Name returns the token's name.
+func (t *TokenSnapshot) Name() string { return t.name }
+
+// Kind returns the token's kind as the API names it.
+func (t *TokenSnapshot) Kind() tokendv1.TokenKind { return kindToAPI(t.kind) }
+
+// Type returns the token's type as the API names it.
+func (t *TokenSnapshot) Type() tokendv1.TokenType { return typeToAPI(t.typ) }
+
+// InGrace reports whether the token's previous secret is still valid at now,
+// which is when its API view shows previous_secret_expire_time.
+func (t *TokenSnapshot) InGrace(now time.Time) bool {
+	return t.prevExpire != 0 && now.UnixNano() < t.prevExpire
+}
+
+// View returns a new API form of the token at now, last used at lastUsed
+// (zero: never).
+func (t *TokenSnapshot) View(lastUsed, now time.Time) *tokendv1.Token {
+	return tokenView(&storage.Token{
+		ID: t.id, Name: t.name, Description: t.description, Kind: t.kind, Type: t.typ,
+		Permissions: t.permissions, Lifespan: t.lifespan, SecretHint: t.hint,
+		ExpireTime: fromNanos(t.expire), PreviousExpireTime: fromNanos(t.prevExpire),
+		CreateTime: fromNanos(t.create), UpdateTime: fromNanos(t.update),
+	}, lastUsed, now)
 }
 
 func kindToAPI(k storage.Kind) tokendv1.TokenKind {

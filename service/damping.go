@@ -77,6 +77,22 @@ func (l *failureLimiter) fail(addr string, now time.Time) {
 	w.count++
 }
 
+// damped counts the addresses whose failures are refused at now.
+func (l *failureLimiter) damped(now time.Time) int {
+	if l == nil || l.tracked.Load() == 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, w := range l.failures {
+		if w.count >= l.limit && now.Before(w.start.Add(l.window)) {
+			n++
+		}
+	}
+	return n
+}
+
 // sweep forgets windows that have ended. l.mu is held.
 func (l *failureLimiter) sweep(now time.Time) {
 	for addr, w := range l.failures {

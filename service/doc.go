@@ -4,6 +4,8 @@
 // bookkeeping flushed to the store in batches.
 //
 // It depends on storage for persistence and on the generated API types; it
-// knows nothing of HTTP or of a particular storage backend. A *Service is safe
-// for concurrent use.
+// knows nothing of HTTP, JSON or of a particular storage backend.
+// Introspection answers with an Introspection value (an immutable token
+// snapshot and the verdict); rendering it, and caching what is rendered, is
+// the transports' business. A *Service is safe for concurrent use.
 package service

@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/service"
 	"github.com/tokend/tokend/storage/bolt"
 )
@@ -41,7 +41,7 @@ const day = 24 * time.Hour
 // t0 is where every fake clock starts: whole seconds, far from any edge.
 var t0 = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
 
-// The built-in admin actions, spelled as SPEC §2 names them (not through the
+// The built-in admin actions, spelled out (not through the
 // service's constants, so a renamed constant fails the tests).
 const (
 	actTokenFind       = "tokend.token.find"
@@ -62,59 +62,14 @@ var adminActions = []string{
 	actTokenIntrospect, actTokenRegenerate, actTokenUpdate,
 }
 
-// fakeClock is the service's clock in tests: it only moves when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-// syncBuffer is a log sink the service may write to concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one running tokend: store, service, gRPC server and client.
 type harness struct {
 	ctx   context.Context // no credential; Background, so it outlives subtests
-	clock *fakeClock
+	clock *testkit.Clock
 	path  string // the bbolt file
 	key   []byte // the hash key, kept for reopening
 	opts  []func(*service.Config)
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 
 	store  *bolt.Store
 	svc    *service.Service
@@ -138,11 +93,11 @@ func newHarness(t *testing.T, opts ...func(*service.Config)) *harness {
 	}
 	h := &harness{
 		ctx:   context.Background(),
-		clock: &fakeClock{now: t0},
+		clock: testkit.NewClock(t0),
 		path:  filepath.Join(t.TempDir(), "tokend.db"),
 		key:   key,
 		opts:  opts,
-		logs:  &syncBuffer{},
+		logs:  &testkit.SyncBuffer{},
 	}
 	if err := h.start(); err != nil {
 		t.Fatal(err)
@@ -413,7 +368,7 @@ func wantNoSecret(t *testing.T, msg proto.Message, secret string) {
 	}
 }
 
-// hintOf is what SPEC §1 says a secret's hint is: prefix and last 4 characters.
+// hintOf is what a secret's hint is: its prefix and its last 4 characters.
 func hintOf(secret string) string {
 	i := strings.LastIndexByte(secret, '_')
 	if i < 0 || len(secret) < 4 {

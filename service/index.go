@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
 )
 
@@ -42,10 +41,10 @@ type indexShard struct {
 
 func hashKey(h *secretHash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
-// entry is one version of a token. Everything but usage and views is
-// immutable once built, so readers use it without locks. What a lookup
-// reads (hash, kind, expiry, usage) comes first, in the entry's first cache
-// lines, sparing misses per introspection in a large index.
+// entry is one version of a token. Everything but usage is immutable once
+// built, so readers use it without locks. What a lookup reads (hash, kind,
+// expiry, usage) comes first, in the entry's first cache lines, sparing
+// misses per introspection in a large index.
 type entry struct {
 	hash   secretHash
 	kind   storage.Kind
@@ -60,62 +59,15 @@ type entry struct {
 	usage      *usage
 	firstUsage usage
 	grant      grant
-	meta       tokenMeta
-	// views holds the API forms of this version, made on its first
-	// introspection: tokens never introspected cost one nil pointer.
-	views atomic.Pointer[views]
-}
-
-// views are the API forms of an entry, built when first asked for.
-type views struct {
-	// cached is the view as last answered, rebuilt only when what it
-	// shows changes (the last use, at most once a second, or the end of
-	// a grace period).
-	cached atomic.Pointer[cachedView]
-	json   atomic.Pointer[viewJSON] // the view in JSON, built on first REST use
+	// meta is what the API shows of this version, handed out to callers
+	// of Introspect.
+	meta *TokenSnapshot
 }
 
 // holds reports whether h is the hash of this version's secret or of its
 // previous one.
 func (e *entry) holds(h *secretHash) bool {
 	return *h == e.hash || (e.prevHash != nil && *h == *e.prevHash)
-}
-
-// viewsOnce returns the entry's views, making them on first use.
-func (e *entry) viewsOnce() *views {
-	if v := e.views.Load(); v != nil {
-		return v
-	}
-	e.views.CompareAndSwap(nil, &views{})
-	return e.views.Load()
-}
-
-// tokenMeta is what an entry keeps of its token for API views: the stored
-// record without its hashes, with times as unix nanoseconds (0 = unset). The
-// index holds every token, and storage.Token's time.Time fields and hash
-// slices would double what each costs.
-type tokenMeta struct {
-	id, name, description, hint string
-	permissions                 []string
-	hashKeyID                   string
-	lifespan                    time.Duration
-	prevExpire, create, update  int64
-}
-
-// token rebuilds the token an entry was made from, without its hashes.
-func (e *entry) token() *storage.Token {
-	m := &e.meta
-	return &storage.Token{
-		ID: m.id, Name: m.name, Description: m.description, Kind: e.kind, Type: e.typ,
-		Permissions: m.permissions, Lifespan: m.lifespan, SecretHint: m.hint,
-		ExpireTime: fromNanos(e.expire), PreviousExpireTime: fromNanos(m.prevExpire),
-		CreateTime: fromNanos(m.create), UpdateTime: fromNanos(m.update), LastUsedTime: fromNanos(e.usage.lastUsed.Load()),
-	}
-}
-
-// inGrace reports whether the previous secret is still valid at now.
-func (e *entry) inGrace(now time.Time) bool {
-	return e.prevHash != nil && now.UnixNano() < e.meta.prevExpire
 }
 
 func nanos(t time.Time) int64 {
@@ -130,16 +82,6 @@ func fromNanos(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
-}
-
-// cachedView is an API view of an entry and what it was built from.
-type cachedView struct {
-	grace bool // whether the previous secret was still valid
-	// base is the view without last_used_time, built once per version
-	// (and grace state); view is base with the last use of lastUsed.
-	base     *tokendv1.Token
-	lastUsed int64 // usage.lastUsed when view was made
-	view     *tokendv1.Token
 }
 
 // usage tracks a token's last use in memory. Introspection only writes
@@ -367,16 +309,13 @@ func (e *entry) matches(h *secretHash, now time.Time) (valid, previous bool) {
 }
 
 func newEntry(t *storage.Token, previous *entry) *entry {
-	e := &entry{kind: t.Kind, typ: t.Type, expire: nanos(t.ExpireTime), grant: newGrant(t), meta: tokenMeta{
-		id: t.ID, name: t.Name, description: t.Description, hint: t.SecretHint,
-		permissions: t.Permissions, lifespan: t.Lifespan,
-		create: nanos(t.CreateTime), update: nanos(t.UpdateTime),
-	}}
+	e := &entry{kind: t.Kind, typ: t.Type, expire: nanos(t.ExpireTime), grant: newGrant(t), meta: newSnapshot(t)}
 	copy(e.hash[:], t.SecretHash)
 	if len(t.PreviousSecretHash) == hashLen && !t.PreviousExpireTime.IsZero() {
 		e.prevHash = new(secretHash)
 		copy(e.prevHash[:], t.PreviousSecretHash)
-		e.meta.prevExpire = t.PreviousExpireTime.UnixNano()
+	} else {
+		e.meta.prevExpire = 0
 	}
 	if previous != nil {
 		e.usage = previous.usage

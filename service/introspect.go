@@ -12,48 +12,81 @@ import (
 	"github.com/tokend/tokend/storage"
 )
 
-// IntrospectToken implements tokendv1.TokenServiceServer. It reads only
-// memory: the index and the caller's grant; last-use times are recorded in
-// memory and flushed later.
-func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (*tokendv1.IntrospectTokenResponse, error) {
-	a, err := s.introspectCall(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if a.entry == nil {
-		return &tokendv1.IntrospectTokenResponse{InactiveReason: a.reason}, nil
+// Introspection is the outcome of one introspection. It is a value owned by
+// the caller; Token points to an immutable snapshot shared with other calls.
+type Introspection struct {
+	// Token is the version of the token the secret belongs to, or nil when
+	// the secret is not active.
+	Token *TokenSnapshot
+	// InactiveReason says why the secret is not active; unspecified when it is.
+	InactiveReason tokendv1.InactiveReason
+	// LastUsed is the token's last use, this call included (zero when
+	// inactive). It is kept at a one-second resolution.
+	LastUsed time.Time
+	// Now is the time the introspection was made at.
+	Now time.Time
+	// DeniedActions are the actions asked about that the token lacks, in
+	// the order asked.
+	DeniedActions []string
+	// PreviousSecret is true when the secret is the one a rotation
+	// replaced, still in its grace period.
+	PreviousSecret bool
+}
+
+// Allowed reports whether the secret is active and holds every action asked
+// about.
+func (in *Introspection) Allowed() bool { return in.Token != nil && len(in.DeniedActions) == 0 }
+
+// Response returns the introspection as a new IntrospectTokenResponse.
+func (in *Introspection) Response() *tokendv1.IntrospectTokenResponse {
+	if in.Token == nil {
+		return &tokendv1.IntrospectTokenResponse{InactiveReason: in.InactiveReason}
 	}
 	return &tokendv1.IntrospectTokenResponse{
 		Active:         true,
-		Token:          a.entry.viewAt(a.now),
-		Allowed:        len(a.denied) == 0,
-		DeniedActions:  a.denied,
-		PreviousSecret: a.previous,
-	}, nil
+		Token:          in.Token.View(in.LastUsed, in.Now),
+		Allowed:        in.Allowed(),
+		DeniedActions:  in.DeniedActions,
+		PreviousSecret: in.PreviousSecret,
+	}
 }
 
 // errIndexStale refuses an introspection while the index may miss a
 // revocation: failing closed, the caller retries on another replica.
 var errIndexStale = status.Error(codes.Unavailable, "token index may be out of date: the store has not been reachable for too long")
 
-// answer is the outcome of an introspection, before it is put in a message.
-type answer struct {
-	now      time.Time
-	entry    *entry // nil when inactive
-	reason   tokendv1.InactiveReason
-	previous bool
-	denied   []string
+// IntrospectToken implements tokendv1.TokenServiceServer: Introspect, with
+// the result as a new message.
+func (s *Service) IntrospectToken(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (*tokendv1.IntrospectTokenResponse, error) {
+	in, err := s.Introspect(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return in.Response(), nil
 }
 
-// introspectCall authorizes an IntrospectToken call, checks its actions and
-// answers it.
-func (s *Service) introspectCall(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (answer, error) {
+// Introspect authorizes an IntrospectToken call (the caller needs
+// tokend.token.introspect) and answers it with CheckToken. It reads only
+// memory: the index and the caller's grant; last-use times are recorded in
+// memory and flushed later. Errors are those of authorization
+// (Unauthenticated, PermissionDenied, ResourceExhausted) and of CheckToken.
+func (s *Service) Introspect(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (Introspection, error) {
 	if _, err := s.authorize(ctx, ActionTokenIntrospect); err != nil {
-		return answer{}, err
+		return Introspection{}, err
 	}
-	actions := req.GetActions()
+	return s.CheckToken(req.GetToken(), req.GetActions())
+}
+
+// CheckToken says whether secret is an active API token and which of
+// actions it lacks, and records its use. It authorizes no caller: transports
+// that call it decide who may ask. A malformed secret is inactive, never an
+// error; it returns InvalidArgument (with a google.rpc.BadRequest naming the
+// field) for too many or malformed action ids, and Unavailable while the
+// index may miss a revocation (a shared store unreachable for longer than
+// Config.MaxStaleness).
+func (s *Service) CheckToken(secret string, actions []string) (Introspection, error) {
 	if len(actions) > maxActionsPerCall {
-		return answer{}, invalidField("actions", "at most %d actions per call (got %d)", maxActionsPerCall, len(actions))
+		return Introspection{}, invalidField("actions", "at most %d actions per call (got %d)", maxActionsPerCall, len(actions))
 	}
 	var fe fieldErrors
 	for i, a := range actions {
@@ -62,22 +95,24 @@ func (s *Service) introspectCall(ctx context.Context, req *tokendv1.IntrospectTo
 		}
 	}
 	if err := fe.err(); err != nil {
-		return answer{}, err
+		return Introspection{}, err
 	}
-	a := answer{now: s.now()}
-	if s.stale(a.now) {
-		return answer{}, errIndexStale
+	in := Introspection{Now: s.now()}
+	if s.stale(in.Now) {
+		return Introspection{}, errIndexStale
 	}
-	a.entry, a.previous, a.reason = s.introspect(req.GetToken(), a.now)
-	if a.entry == nil {
-		return a, nil
+	e, previous, reason := s.introspect(secret, in.Now)
+	if e == nil {
+		in.InactiveReason = reason
+		return in, nil
 	}
+	in.Token, in.PreviousSecret, in.LastUsed = e.meta, previous, e.usage.last()
 	for _, action := range actions {
-		if !a.entry.grant.allows(action) {
-			a.denied = append(a.denied, action)
+		if !e.grant.allows(action) {
+			in.DeniedActions = append(in.DeniedActions, action)
 		}
 	}
-	return a, nil
+	return in, nil
 }
 
 // introspect finds the active API token with this secret and records its

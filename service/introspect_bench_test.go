@@ -1,7 +1,7 @@
 package service
 
-// Benchmarks of the introspection hot path (SPEC §7: ≤ 1 µs and ≤ 2
-// allocations in process, flat from 10³ to 10⁶ tokens). They measure, they
+// Benchmarks of the introspection hot path, whose budget is ≤ 1 µs and ≤ 2
+// allocations in process, flat from 10³ to 10⁶ tokens. They measure, they
 // assert nothing about time: run them with
 //
 //	go test ./service -run '^$' -bench . -benchmem
@@ -92,7 +92,7 @@ func fixture(b *testing.B, n int) *benchFixture {
 
 func buildFixture(dir string, n int) (*benchFixture, error) {
 	ctx := context.Background()
-	store, err := bolt.Open(filepath.Join(dir, "tokend.db"), bolt.Options{})
+	store, err := bolt.Open(filepath.Join(dir, bolt.FileName), bolt.Options{})
 	if err != nil {
 		return nil, err
 	}

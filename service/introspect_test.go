@@ -34,7 +34,9 @@ func TestIntrospectActiveToken(t *testing.T) {
 	})
 }
 
-// TestTypeActionRules checks which actions each token type allows (SPEC §2).
+// TestTypeActionRules checks which actions each token type allows: read-only
+// the find and findOne verbs, full access every action, custom exactly its
+// permissions.
 func TestTypeActionRules(t *testing.T) {
 	h := newHarness(t)
 	h.register(t, "x.find", "x.findOne", "x.findMany", "x.create", "x.delete", "api::article.article.find", "api::article.article.findOne", "api::article.article.update")

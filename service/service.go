@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
@@ -102,8 +103,9 @@ type Service struct {
 
 	// feed is the store's freshness when it can fall behind, else nil;
 	// maxStale is Config.MaxStaleness in nanoseconds (0: never stale).
-	feed     storage.FeedFreshness
-	maxStale int64
+	feed      storage.FeedFreshness
+	maxStale  int64
+	lastFlush atomic.Int64 // unix nanoseconds of the last flush without error
 }
 
 // New builds a Service and loads every stored token into its in-memory
@@ -157,6 +159,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.lastFlush.Store(s.now().UnixNano())
 	if cfg.AuthFailureLimit >= 0 {
 		limit, window := cfg.AuthFailureLimit, cfg.AuthFailureWindow
 		if limit == 0 {
@@ -317,8 +320,10 @@ func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 func (s *Service) FlushLastUsed(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	begin := s.now()
 	pending := s.index.unflushed()
 	if len(pending) == 0 {
+		s.lastFlush.Store(begin.UnixNano())
 		return nil
 	}
 	used := make(map[string]time.Time, len(pending))
@@ -336,6 +341,7 @@ func (s *Service) FlushLastUsed(ctx context.Context) error {
 			}
 		}
 	}
+	s.lastFlush.Store(begin.UnixNano())
 	return nil
 }
 

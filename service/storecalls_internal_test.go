@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/testkit"
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
@@ -95,30 +96,11 @@ func (c *countingStore) Bootstrap(ctx context.Context, tokens []*storage.Token, 
 	return c.Store.Bootstrap(ctx, tokens, audit)
 }
 
-// manualClock is the white-box tests' clock.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
 // countedService is a bootstrapped Service over a counting bbolt store.
 type countedService struct {
 	svc   *Service
 	store *countingStore
-	clock *manualClock
+	clock *testkit.Clock
 	root  string
 }
 
@@ -133,7 +115,7 @@ func newCountedService(t *testing.T) *countedService {
 		t.Fatal(err)
 	}
 	cs := &countingStore{Store: db}
-	clock := &manualClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	svc, err := New(context.Background(), Config{Store: cs, HashKeys: [][]byte{key}, Now: clock.Now})
 	if err != nil {
 		db.Close()

@@ -490,21 +490,3 @@ func (h *watchHub) runDeadlines(ctx context.Context) {
 		}
 	}
 }
-
-// ExpiringTokens counts the API tokens that still work at now but expire
-// within d: what an operator's dashboard warns about. It reads every indexed
-// token (about 10 ms per 10^6 tokens), so call it at scrape intervals, not
-// per request.
-func (s *Service) ExpiringTokens(d time.Duration) int {
-	now := s.now().UnixNano()
-	limit := now + int64(d)
-	n := 0
-	s.index.mu.RLock()
-	defer s.index.mu.RUnlock()
-	for _, e := range s.index.byID {
-		if e.kind == storage.KindAPI && e.expire > now && e.expire <= limit {
-			n++
-		}
-	}
-	return n
-}

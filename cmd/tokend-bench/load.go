@@ -403,7 +403,7 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if t.etcd != nil {
 			store, err = etcd.Open(ctx, *t.etcd)
 		} else {
-			store, err = bolt.Open(filepath.Join(layout{dir}.dataDir("data"), "tokend.db"), bolt.Options{})
+			store, err = bolt.Open(filepath.Join(layout{dir}.dataDir("data"), bolt.FileName), bolt.Options{})
 		}
 		if err != nil {
 			return err

@@ -126,7 +126,7 @@ func seedDirect(ctx context.Context, l layout, n, probes, concurrency int, logMo
 	if err := errors.Join(err, t.close(ctx)); err != nil {
 		return "", nil, err
 	}
-	records, err := readAllTokens(ctx, filepath.Join(l.dataDir(scratch), "tokend.db"))
+	records, err := readAllTokens(ctx, filepath.Join(l.dataDir(scratch), bolt.FileName))
 	if err != nil {
 		return "", nil, err
 	}
@@ -137,7 +137,7 @@ func seedDirect(ctx context.Context, l layout, n, probes, concurrency int, logMo
 	if err := os.MkdirAll(l.dataDir("data"), 0o700); err != nil {
 		return "", nil, err
 	}
-	store, err := bolt.Open(filepath.Join(l.dataDir("data"), "tokend.db"), bolt.Options{})
+	store, err := bolt.Open(filepath.Join(l.dataDir("data"), bolt.FileName), bolt.Options{})
 	if err != nil {
 		return "", nil, err
 	}

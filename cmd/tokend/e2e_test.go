@@ -537,7 +537,7 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(all, "caller="+rootID) {
 		t.Errorf("no request log line names the caller %s", rootID)
 	}
-	if !regexp.MustCompile(`msg="grpc request" method=/tokend.v1.TokenService/IntrospectToken code=OK duration=\S+ caller=` + rootID).MatchString(all) {
+	if !regexp.MustCompile(`msg=rpc transport=grpc method=/tokend.v1.TokenService/IntrospectToken code=OK duration=\S+ caller=` + rootID).MatchString(all) {
 		t.Errorf("no gRPC request log line for IntrospectToken")
 	}
 }

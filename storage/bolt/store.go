@@ -76,6 +76,9 @@ type subscriber struct {
 
 var _ storage.Store = (*Store)(nil)
 
+// FileName is the name tokend gives the database file in its data directory.
+const FileName = "tokend.db"
+
 // Open opens the bbolt file at path, creating it with mode 0600 if it does
 // not exist, creates the buckets of a fresh file and upgrades a file of an
 // older schema version (see initSchema). It fails if another handle holds
