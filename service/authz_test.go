@@ -80,7 +80,7 @@ func rpcCases() []rpcCase {
 			_, err := h.client.ListActions(ctx, &tokendv1.ListActionsRequest{})
 			return err
 		}},
-		// The audit trail (SPEC §8) came after the nine actions of §2.
+		// Reading the audit trail is an admin action of its own.
 		{"ListAuditEvents", "tokend.audit.find", func(t *testing.T, h *harness, ctx context.Context) error {
 			_, err := h.client.ListAuditEvents(ctx, &tokendv1.ListAuditEventsRequest{PageSize: 5})
 			return err
@@ -123,9 +123,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		_, withoutAction[rc.action] = h.adminToken(t, tokendv1.TokenType_TOKEN_TYPE_CUSTOM, others...)
 	}
-	// Read-only holds the find and findOne verbs (SPEC §2): of the nine
-	// actions of §2, tokend.token.find, tokend.token.findOne and
-	// tokend.action.find.
+	// Read-only holds the find and findOne verbs: of the admin actions,
+	// tokend.token.find, tokend.token.findOne, tokend.action.find and
+	// tokend.audit.find.
 	readOnlyHolds := func(action string) bool {
 		_, verb, _ := cutLast(action)
 		return verb == "find" || verb == "findOne"
@@ -211,7 +211,7 @@ func TestAuthorizationHeader(t *testing.T) {
 }
 
 // TestCeiling: a limited admin can never mint or take over a stronger admin
-// token (SPEC §2), while API tokens are not bounded by it.
+// token, while API tokens are not bounded by it.
 func TestCeiling(t *testing.T) {
 	h := newHarness(t)
 	h.register(t, "x.find", "x.create")

@@ -1,7 +1,10 @@
 // Package service implements tokend.v1.TokenService: validation, secrets and
-// their keyed hashes, the permission model, authorization of every call, the
-// in-memory introspection index fed by the store's change feed, and last-used
-// bookkeeping flushed to the store in batches.
+// their keyed hashes, the permission model, authorization of every call and
+// the rules every write to an admin token obeys (guard.go), the in-memory
+// introspection index fed by the store's change feed (loaded at start-up with
+// the garbage collector paused, replay.go), the token events that feed and
+// the clock give watchers (watch.go), and last-used bookkeeping flushed to
+// the store in batches.
 //
 // It depends on storage for persistence and on the generated API types; it
 // knows nothing of HTTP, JSON or of a particular storage backend.

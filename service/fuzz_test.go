@@ -1,6 +1,6 @@
 package service
 
-// Fuzz targets of the service's input handling (issue 5, item 4). Each runs
+// Fuzz targets of the service's input handling. Each runs
 // its seeds as a plain test under `go test`; to fuzz one, e.g. for 30 s:
 //
 //	go test -run='^$' -fuzz='^FuzzParseSecret$' -fuzztime=30s ./service
@@ -39,7 +39,7 @@ import (
 )
 
 // fuzzSecretBody is the length of a secret after "<prefix>_": the random
-// body and the checksum (SPEC §1), spelled out here rather than through the
+// body and the checksum, spelled out here rather than through the
 // package's constants so a change of the format fails the fuzz targets.
 const fuzzSecretBody = 43 + 6
 
@@ -57,7 +57,7 @@ func fuzzChecksum(s string) string {
 	return string(out)
 }
 
-// wellFormedSecret is the SPEC §1 rule parse must implement, written
+// wellFormedSecret is the secret format parse must implement, written
 // independently: "<prefix>_", 43 base62 characters, and the base62 CRC-32
 // of everything before the checksum.
 func wellFormedSecret(s, prefix string) bool {
@@ -161,7 +161,7 @@ func FuzzParseSecret(f *testing.F) {
 	})
 }
 
-// actionIDGrammar is SPEC §2's action id grammar, written independently of
+// actionIDGrammar is the action id grammar, written independently of
 // checkActionID: segments of letters, digits, '_', ':' and '-', separated
 // by single dots, at least two of them.
 var actionIDGrammar = regexp.MustCompile(`^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)+$`)

@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// Field limits (SPEC §1).
+// Field limits. The API documents each on its field; every one is
+// checked before anything is stored.
 const (
 	maxNameLen        = 100
 	maxDescriptionLen = 1000

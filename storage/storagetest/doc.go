@@ -5,7 +5,7 @@
 // and of current and previous secret hashes), pagination, filters, last-use
 // bookkeeping, bootstrap, the action catalog, the change feed, the audit
 // trail (recorded with each write and only then, IDs in commit order,
-// listing, filtering, pruning) and Close.
+// listing, filtering, pruning), the hash key checks and key ids, and Close.
 //
 // The suite only uses the storage package's exported API, so a backend that
 // passes it can replace another. It is meant for tests only; Run is safe to
