@@ -31,7 +31,10 @@ type guard struct {
 	// otherOwner reports that an owner other than the target exists. It is
 	// only read when the write takes an owner away, and is computed under
 	// Service.adminWrites, which every write to an existing admin token
-	// holds, so it cannot go stale before the write commits.
+	// holds, so no write of this process can make it stale before the
+	// write commits. Replicas sharing an etcd store do not share that lock:
+	// two of them each taking away a different owner at the same moment can
+	// both pass (tokend recover-root then mints a new owner).
 	otherOwner bool
 }
 
@@ -104,9 +107,9 @@ func (g *guard) check(before, after *storage.Token) error {
 
 // guardFor returns the guard of a write by caller to target as read before
 // the write. For an existing admin token it takes Service.adminWrites, so
-// that writes to admin tokens commit one at a time and the last-owner count
-// stays true until the write commits; release must be called when the write
-// is done.
+// that this process's writes to admin tokens commit one at a time and the
+// last-owner count stays true until the write commits (see guard.otherOwner
+// for replicas); release must be called when the write is done.
 func (s *Service) guardFor(ctx context.Context, caller *entry, target *storage.Token) (g *guard, release func(), err error) {
 	g = &guard{caller: caller}
 	if target == nil || target.Kind != storage.KindAdmin {

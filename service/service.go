@@ -96,8 +96,10 @@ type Service struct {
 	// adminWrites makes writes to existing admin tokens commit one at a
 	// time (see guardFor).
 	adminWrites sync.Mutex
-	// catalogWrites makes registrations commit one at a time, so the
-	// catalog size counted before one still holds when it commits.
+	// catalogWrites makes this process's registrations commit one at a
+	// time, so the catalog size counted before one still holds when it
+	// commits (replicas sharing a store may together pass the bound by
+	// what they register at the same moment).
 	catalogWrites sync.Mutex
 	maxActions    int
 
