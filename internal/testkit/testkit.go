@@ -72,14 +72,22 @@ func CPUTime() time.Duration {
 }
 
 // ReportCPU starts counting the process's CPU time; the function it returns
-// reports it per operation of b, in unit ("cpu-ns/op" or "cpu-µs/op").
+// reports it per operation of b, in unit: time.Nanosecond ("cpu-ns/op") or
+// time.Microsecond ("cpu-µs/op"); any other unit fails the benchmark, since
+// its figures would be reported under the wrong name.
 func ReportCPU(b *testing.B, unit time.Duration) func() {
+	b.Helper()
+	var name string
+	switch unit {
+	case time.Nanosecond:
+		name = "cpu-ns/op"
+	case time.Microsecond:
+		name = "cpu-µs/op"
+	default:
+		b.Fatalf("testkit.ReportCPU: unit %v: want time.Nanosecond or time.Microsecond", unit)
+	}
 	start := CPUTime()
 	return func() {
-		name := "cpu-ns/op"
-		if unit == time.Microsecond {
-			name = "cpu-µs/op"
-		}
 		b.ReportMetric(float64(CPUTime()-start)/float64(unit)/float64(b.N), name)
 	}
 }
