@@ -22,7 +22,8 @@ var (
 	ErrIDTaken = errors.New("storage: id already in use")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("storage: closed")
-	// ErrCorrupt: a stored record could not be decoded.
+	// ErrCorrupt: a stored record could not be decoded, or the store's
+	// file is damaged where a call read it.
 	ErrCorrupt = errors.New("storage: corrupt record")
 	// ErrBadCursor: a ListQuery.After or AuditQuery.After cursor was not
 	// issued by a previous page of the same kind of listing.
@@ -32,11 +33,10 @@ var (
 	// the write is seen committed later (the caller may retry: every write
 	// either refuses a duplicate or is idempotent).
 	ErrUnavailable = errors.New("storage: store unavailable")
+	// ErrKeyCheckMismatch: RecordKeyCheck found a different check already
+	// recorded under the same key id.
+	ErrKeyCheckMismatch = errors.New("storage: a different key check is recorded under this key id")
 )
-
-// ErrKeyCheckMismatch is returned by RecordKeyCheck when a different check is
-// already recorded under the same key id.
-var ErrKeyCheckMismatch = errors.New("storage: a different key check is recorded under this key id")
 
 // KeyCheck lets a store recognise the hash keys its secrets were hashed under
 // without ever holding a key: KeyID is a short id derived from the key, Check a
