@@ -296,18 +296,11 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 	if err != nil {
 		return nil, err
 	}
-	current, err := s.store.GetToken(ctx, u.id)
-	if err != nil {
-		return nil, s.toStatus(ctx, "UpdateToken", err)
-	}
-	g, release, err := s.guardFor(ctx, caller, current)
+	current, g, release, err := s.guardTarget(ctx, caller, u.id)
 	if err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
 	defer release()
-	if err := g.may(current); err != nil {
-		return nil, err
-	}
 	if err := s.validateUpdate(ctx, u, current); err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
@@ -481,8 +474,9 @@ func (s *Service) DeleteToken(ctx context.Context, req *tokendv1.DeleteTokenRequ
 }
 
 // guardTarget reads the token a write changes and returns it with the
-// write's guard, after applying the ceiling to it as read. release must be
-// called when the write is done (also on error it is safe to call).
+// write's guard, after applying the ceiling to it as read; UpdateToken,
+// DeleteToken and RegenerateToken start with it. release must be called when
+// the write is done (also on error it is safe to call).
 func (s *Service) guardTarget(ctx context.Context, caller *entry, id string) (*storage.Token, *guard, func(), error) {
 	t, err := s.store.GetToken(ctx, id)
 	if err != nil {
