@@ -194,7 +194,12 @@ func (h *watchHub) resumeToken(seen, state uint64) string {
 // whether it is a seq of this process's log, and the state the watcher had
 // then.
 func (h *watchHub) parseResumeToken(tok string) (seen, state uint64, sameEpoch bool, err error) {
-	b, decodeErr := base64.RawURLEncoding.DecodeString(tok)
+	// The length is checked first, so an oversized token is not decoded.
+	var b []byte
+	var decodeErr error
+	if len(tok) <= maxResumeTokenLen {
+		b, decodeErr = base64.RawURLEncoding.DecodeString(tok)
+	}
 	if len(tok) > maxResumeTokenLen || decodeErr != nil || len(b) != 24 {
 		return 0, 0, false, invalidField("resume_token", "not a resume token issued by tokend: pass one from an event unchanged")
 	}
