@@ -294,7 +294,8 @@ type Store interface {
 // normalization (NFKC) and Unicode case folding, so names that only differ
 // in case, in width ("ＲＯＯＴ") or in compatibility forms ("ﬁle") collide.
 // Changing it changes which stored names collide: a store keyed by an older
-// form must rebuild its name index.
+// form must rebuild its name index (the bolt store does at Open) or refuse
+// to open (the etcd store, by its schema version).
 func NameKey(name string) string {
 	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
 }

@@ -22,6 +22,9 @@ const (
 	dirTokens = "tokens/"
 	// dirNames + storage.NameKey(name) holds the id of the token with that
 	// name: the unique name index, and in key order the listing by name.
+	// Nothing here records which name rule built it, so a change of
+	// storage.NameKey needs a new schemaVersion (unlike the bolt store,
+	// which rebuilds its name index at Open).
 	dirNames = "names/"
 	// dirHashes + hex(hash) holds the id of the token with that secret
 	// hash, current or previous: the unique hash index.
