@@ -10,6 +10,14 @@
 // record.go. Audit events are keyed by a commit sequence number kept in the
 // meta bucket, which gives their IDs (audit.go).
 //
+// Open upgrades a file of an older schema in place, and rebuilds the name
+// index when storage.NameKey changed since it was built, renaming the tokens
+// whose names would collide (upgrade.go). A damaged file is reported, never
+// crashed on: bbolt's panics on a bad page become errors wrapping
+// storage.ErrCorrupt, which Ping keeps returning. Subscribe replays the
+// stored tokens a batch at a time and times the replay (LastReplay);
+// CountTokens lets a subscriber size its index beforehand (replay.go).
+//
 // A Store is safe for concurrent use. Writes are serialised by a store mutex
 // held across the transaction and the delivery of the resulting changes to
 // subscribers, which is what makes the change feed ordered and applied before
