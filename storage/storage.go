@@ -268,8 +268,10 @@ type Store interface {
 	// until ctx is done. It returns once the stored tokens have been replayed:
 	// from then on a write acknowledged by this store has been applied before
 	// the write returns, and a write by another replica (distributed
-	// backends) as soon as it is seen. apply is never called concurrently
-	// with itself and must not call back into the Store.
+	// backends) as soon as it is seen. A distributed backend that lost
+	// track of single changes delivers one Change with Reset set instead
+	// (see Change). apply is never called concurrently with itself and must
+	// not call back into the Store.
 	Subscribe(ctx context.Context, apply func(Change)) error
 
 	// KeyChecks returns the recorded key checks in the order they were
