@@ -23,7 +23,8 @@ type Options struct {
 	// (usually another tokend process on the same data directory). Zero
 	// means one second.
 	Timeout time.Duration
-	// Now returns the current time, used to stamp newly registered actions.
+	// Now returns the current time, used to stamp newly registered actions
+	// and the audit events of renames by a name index rebuild at Open.
 	// Nil means time.Now; tests set it to get fixed times.
 	Now func() time.Time
 }

@@ -39,7 +39,9 @@ type Config struct {
 	// ProgressInterval is how often a subscriber asks etcd to confirm
 	// that its watch is complete (see FeedConfirmedAt); default 1 s.
 	ProgressInterval time.Duration
-	// Now stamps newly registered actions; default time.Now.
+	// Now stamps newly registered actions and times the feed's
+	// confirmations (FeedConfirmedAt), so a reader comparing those with
+	// its own clock must use the same one; default time.Now.
 	Now func() time.Time
 	// Logger receives the change feed's reconnects and reloads; default
 	// slog.Default().
