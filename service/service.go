@@ -25,6 +25,9 @@ const (
 
 	// DefaultMaxActions bounds the API action catalog.
 	DefaultMaxActions = 10000
+
+	// DefaultMaxStaleness is Config.MaxStaleness when unset.
+	DefaultMaxStaleness = 30 * time.Second
 )
 
 // DefaultLifespans are the token durations offered when none are configured.
@@ -73,9 +76,6 @@ type Config struct {
 	WatchHeartbeat time.Duration
 	WatchBuffer    int
 }
-
-// DefaultMaxStaleness is Config.MaxStaleness when unset.
-const DefaultMaxStaleness = 30 * time.Second
 
 // Service implements tokendv1.TokenServiceServer.
 type Service struct {
