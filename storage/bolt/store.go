@@ -24,7 +24,8 @@ type Options struct {
 	// means one second.
 	Timeout time.Duration
 	// Now returns the current time, used to stamp newly registered actions
-	// and the audit events of renames by a name index rebuild at Open.
+	// and the audit events of renames by a name index rebuild at Open, and
+	// to pace Ping's write probes.
 	// Nil means time.Now; tests set it to get fixed times.
 	Now func() time.Time
 }
