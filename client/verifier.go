@@ -180,7 +180,8 @@ func NewVerifier(c *Client, opts ...VerifierOption) (*Verifier, error) {
 func (v *Verifier) Healthy() bool { return v.healthy.Load() }
 
 // Close stops the watch and forgets every answer. It does not close the
-// Client. Verify fails with ErrClosed afterwards.
+// Client. Afterwards Verify fails with ErrClosed for a well-formed secret
+// (a malformed one is still answered inactive, as it needs no call).
 func (v *Verifier) Close() error {
 	v.stop()
 	<-v.done

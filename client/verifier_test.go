@@ -400,3 +400,29 @@ func TestVerifierMaxEntries(t *testing.T) {
 		t.Fatal("3 secrets fitted in a cache of 2")
 	}
 }
+
+// TestVerifyAfterClose: Close forgets the cache and stops the watch; a
+// secret that was cached a moment ago is then refused with ErrClosed
+// rather than answered, and a malformed string is still answered without a
+// call.
+func TestVerifyAfterClose(t *testing.T) {
+	td := startTokend(t)
+	_, secret := td.apiToken(&tokendv1.Token{Name: "closing", Type: tokendv1.TokenType_TOKEN_TYPE_READ_ONLY})
+	v := td.verifier()
+	if r := mustVerify(t, v, secret, "api::article.article.find"); !r.Allowed {
+		t.Fatalf("before Close: %+v, want allowed", r)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := v.Verify(context.Background(), secret, "api::article.article.find"); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("after Close: %+v, %v; want ErrClosed", r, err)
+	}
+	r, err := v.Verify(context.Background(), "not-a-token")
+	if err != nil || r.Active || r.InactiveReason != tokendv1.InactiveReason_INACTIVE_REASON_MALFORMED {
+		t.Fatalf("malformed after Close: %+v, %v; want inactive, malformed, no error", r, err)
+	}
+	if v.Healthy() {
+		t.Error("Healthy after Close")
+	}
+}

@@ -1,8 +1,9 @@
 // Package server runs tokend: it opens the store (a bbolt file under the data
 // directory, unless Config.Store hands it another) and the hash key, builds the
 // service, bootstraps a new store, and serves gRPC (with server reflection
-// and grpc.health.v1) and HTTP (the REST gateway under /v1/, /healthz,
-// /readyz, /metrics and /openapi.json) until it is shut down, which it does
+// and grpc.health.v1) and HTTP (the REST gateway under /v1/ with its watch
+// stream, forward auth at /v1/auth, /healthz, /readyz, /metrics,
+// /openapi.json and the console at /) until it is shut down, which it does
 // in the reverse order of start: stop taking requests, finish in-flight ones,
 // flush last-use times, close the store.
 //

@@ -694,6 +694,22 @@ func TestConsoleExpiringSoon(t *testing.T) {
 	if !highlighted(soon.ID) || highlighted(later.ID) {
 		t.Errorf("highlighted: 7-day %v, 30-day %v; want only the 7-day token", highlighted(soon.ID), highlighted(later.ID))
 	}
+	// The filter's checkbox keeps a checkbox's size beside its label (the
+	// search box's flex sizing once stretched it and squeezed the label
+	// onto three lines).
+	for _, width := range []int64{1280, 390} {
+		tab := tb
+		if width != 1280 {
+			tab = c.newTab(t, width)
+			tab.signIn(c.root)
+		}
+		box := eval[float64](tab, `document.getElementById("expiring-soon").getBoundingClientRect().width`)
+		lines := eval[float64](tab, `(() => { const l = document.getElementById("expiring-soon").closest("label");
+			return l.getBoundingClientRect().height / parseFloat(getComputedStyle(l).lineHeight); })()`)
+		if box > 32 || lines >= 2 {
+			t.Errorf("at %d px the filter's checkbox is %.0f px wide and its label %.1f lines high, want a checkbox beside a one-line label", width, box, lines)
+		}
+	}
 	tb.do(chromedp.Click(chromedp.ID("expiring-soon")))
 	shown := eval[[]string](tb, `[...document.querySelectorAll("tbody tr[data-id]")].map(r => r.dataset.id)`)
 	if !slices.Equal(shown, []string{soon.ID}) {

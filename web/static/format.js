@@ -44,7 +44,7 @@ const DAY = 86400 * 1000;
 
 // daysLeft is the number of days, rounded up, until the token expires:
 // 1 for "within a day". Infinity for a token that never expires.
-export function daysLeft(token, now = Date.now()) {
+function daysLeft(token, now = Date.now()) {
   if (!token.expireTime) return Infinity;
   return Math.max(0, Math.ceil((Date.parse(token.expireTime) - now) / DAY));
 }

@@ -47,7 +47,7 @@ export async function renderList(main, kind, showError) {
       h('a', { href: '#/admin', 'aria-current': admin ? 'page' : null }, 'Admin tokens')),
     h('div', { class: 'toolbar' },
       h('label', { for: 'search', class: 'visually-hidden' }, 'Search tokens'), search,
-      h('label', { class: 'check soon-filter' }, soon, `Expiring within ${SOON_DAYS} days`), count),
+      h('label', { class: 'check' }, soon, `Expiring within ${SOON_DAYS} days`), count),
     body);
 
   let tokens;

@@ -355,8 +355,8 @@ type Token struct {
 	Kind TokenKind `protobuf:"varint,4,opt,name=kind,proto3,enum=tokend.v1.TokenKind" json:"kind,omitempty"`
 	// TOKEN_TYPE_READ_ONLY when unspecified.
 	Type TokenType `protobuf:"varint,5,opt,name=type,proto3,enum=tokend.v1.TokenType" json:"type,omitempty"`
-	// Action ids, for TOKEN_TYPE_CUSTOM only (at least one; duplicates are
-	// removed). API tokens may list registered actions only; admin tokens the
+	// Action ids, for TOKEN_TYPE_CUSTOM only (at least one, at most 1000;
+	// duplicates are removed). API tokens may list registered actions only; admin tokens the
 	// built-in admin actions.
 	Permissions []string `protobuf:"bytes,6,rep,name=permissions,proto3" json:"permissions,omitempty"`
 	// One of the server's lifespan presets (by default 7, 30 or 90 days); unset
@@ -1147,7 +1147,8 @@ type IntrospectTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The secret the backend was presented with.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// Actions the backend wants to perform on the token's behalf; may be empty.
+	// Actions the backend wants to perform on the token's behalf; may be
+	// empty; at most 1000.
 	Actions       []string `protobuf:"bytes,2,rep,name=actions,proto3" json:"actions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1367,7 +1368,8 @@ func (x *Action) GetVerb() string {
 // RegisterActionsRequest registers API actions.
 type RegisterActionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The actions; ids under the reserved `tokend.` subject are refused.
+	// The actions, at most 1000 per call; ids under the reserved `tokend.`
+	// subject are refused.
 	Actions       []*Action `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

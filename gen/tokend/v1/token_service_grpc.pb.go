@@ -57,8 +57,8 @@ type TokenServiceClient interface {
 	// tokend.token.delete.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
 	// RegenerateToken gives a token a new secret, returned once; the old one
-	// stops working at once and the lifespan clock restarts. Requires
-	// tokend.token.regenerate.
+	// stops working at once, or at the end of the request's grace_period, and
+	// the lifespan clock restarts. Requires tokend.token.regenerate.
 	RegenerateToken(ctx context.Context, in *RegenerateTokenRequest, opts ...grpc.CallOption) (*RegenerateTokenResponse, error)
 	// IntrospectToken tells whether an API token is active and allowed to
 	// perform the given actions. An unknown, expired or malformed token is not
@@ -68,8 +68,8 @@ type TokenServiceClient interface {
 	// RegisterActions adds API actions to the catalog, or updates their
 	// descriptions. Idempotent. Requires tokend.action.register.
 	RegisterActions(ctx context.Context, in *RegisterActionsRequest, opts ...grpc.CallOption) (*RegisterActionsResponse, error)
-	// ListActions lists the API action catalog, or the built-in admin actions.
-	// Requires tokend.action.find.
+	// ListActions lists the API action catalog, or the built-in admin actions,
+	// a page at a time. Requires tokend.action.find.
 	ListActions(ctx context.Context, in *ListActionsRequest, opts ...grpc.CallOption) (*ListActionsResponse, error)
 	// ListAuditEvents lists the audit trail, newest first. Requires
 	// tokend.audit.find.
@@ -234,8 +234,8 @@ type TokenServiceServer interface {
 	// tokend.token.delete.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
 	// RegenerateToken gives a token a new secret, returned once; the old one
-	// stops working at once and the lifespan clock restarts. Requires
-	// tokend.token.regenerate.
+	// stops working at once, or at the end of the request's grace_period, and
+	// the lifespan clock restarts. Requires tokend.token.regenerate.
 	RegenerateToken(context.Context, *RegenerateTokenRequest) (*RegenerateTokenResponse, error)
 	// IntrospectToken tells whether an API token is active and allowed to
 	// perform the given actions. An unknown, expired or malformed token is not
@@ -245,8 +245,8 @@ type TokenServiceServer interface {
 	// RegisterActions adds API actions to the catalog, or updates their
 	// descriptions. Idempotent. Requires tokend.action.register.
 	RegisterActions(context.Context, *RegisterActionsRequest) (*RegisterActionsResponse, error)
-	// ListActions lists the API action catalog, or the built-in admin actions.
-	// Requires tokend.action.find.
+	// ListActions lists the API action catalog, or the built-in admin actions,
+	// a page at a time. Requires tokend.action.find.
 	ListActions(context.Context, *ListActionsRequest) (*ListActionsResponse, error)
 	// ListAuditEvents lists the audit trail, newest first. Requires
 	// tokend.audit.find.
