@@ -20,7 +20,8 @@ import (
 type metrics struct {
 	registry *prometheus.Registry
 	// rpcs and rpcSeconds count the calls of the gRPC service, by
-	// transport ("grpc", or "rest" through the gateway), full method name
+	// transport ("grpc", or "rest" through the gateway or the
+	// introspection fast path), full method name
 	// and gRPC code name.
 	rpcs       *prometheus.CounterVec
 	rpcSeconds *prometheus.HistogramVec

@@ -24,8 +24,9 @@ const (
 )
 
 // clientAddrKey is the metadata key the gateway fills with the REST client's
-// address. It is read only on the in-process connection, which nothing but
-// the gateway can reach: a gRPC client cannot claim another address with it.
+// address. It is read only for REST calls, which reach the chain in this
+// process (directConn, or the in-memory connection) from the gateway and the
+// watch handler alone: a gRPC client cannot claim another address with it.
 const clientAddrKey = "tokend-client-addr"
 
 // observer logs and counts every call of the service, one line and one
@@ -35,8 +36,9 @@ type observer struct {
 	m   *metrics
 }
 
-// unary is the first interceptor of the chain both gRPC servers (the
-// network one, and the in-process one the gateway calls) run.
+// unary is the first interceptor of the chain: on the network gRPC server,
+// and for REST calls in directConn (unary) and on the in-process gRPC
+// server (streams).
 func (o *observer) unary(transport string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		begin := time.Now()
