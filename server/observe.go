@@ -29,6 +29,12 @@ const (
 // watch handler alone: a gRPC client cannot claim another address with it.
 const clientAddrKey = "tokend-client-addr"
 
+// routePatternKey is the metadata key the REST watch fills with its route
+// pattern: its call reaches the chain over the in-memory connection, which
+// does not carry the request's context, where gateway calls find theirs. It
+// is read, like clientAddrKey, only for REST calls.
+const routePatternKey = "tokend-route"
+
 // observer logs and counts every call of the service, one line and one
 // sample each, whichever transport it came by.
 type observer struct {
@@ -95,6 +101,10 @@ func (o *observer) rpcDone(ctx context.Context, transport, method string, err er
 			rt.pattern, _ = runtime.HTTPPathPattern(ctx)
 		}
 		attrs = append(attrs, slog.String("route", rt.pattern))
+	} else if transport == transportREST {
+		if v := metadata.ValueFromIncomingContext(ctx, routePatternKey); len(v) == 1 {
+			attrs = append(attrs, slog.String("route", v[0]))
+		}
 	}
 	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
 }
