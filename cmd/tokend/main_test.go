@@ -370,6 +370,15 @@ func TestRunCommands(t *testing.T) {
 		{"Help", []string{"help"}, 0, true, "tokend serve"},
 		{"DashHelp", []string{"-help"}, 0, true, "tokend serve"},
 		{"DoubleDashHelp", []string{"--help"}, 0, true, "tokend serve"},
+		// The offline commands refuse a wrong command line, as serve
+		// does, with 2, before touching any store.
+		{"MigrateWithoutEndpoints", []string{"migrate", "-data-dir", "/nonexistent"}, 2, false, "-etcd-endpoints"},
+		{"MigrateCertWithoutKey", []string{"migrate", "-etcd-endpoints", "http://127.0.0.1:1", "-etcd-cert", "c.pem"}, 2, false, "-etcd-key"},
+		{"MigrateNoDialTimeout", []string{"migrate", "-etcd-endpoints", "http://127.0.0.1:1", "-etcd-dial-timeout", "0s"}, 2, false, "-etcd-dial-timeout"},
+		{"MigrateUnknownFlag", []string{"migrate", "-frobnicate"}, 2, false, "frobnicate"},
+		{"RecoverRootArgument", []string{"recover-root", "extra"}, 2, false, "unexpected arguments"},
+		{"RecoverRootUnknownFlag", []string{"recover-root", "-frobnicate"}, 2, false, "frobnicate"},
+		{"RecoverRootHelp", []string{"recover-root", "-help"}, 0, false, "TOKEND_DATA_DIR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
