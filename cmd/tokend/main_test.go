@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -395,5 +396,19 @@ func TestRunCommands(t *testing.T) {
 				t.Errorf("run(%q) does not say %q: stdout %q, stderr %q", tt.args, tt.mention, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestMigrateRefusesWithoutDatabase: a data directory without a database is
+// refused before anything is opened, and no database is left in it.
+func TestMigrateRefusesWithoutDatabase(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"migrate", "-data-dir", dir, "-etcd-endpoints", "http://127.0.0.1:1"}, env(), strings.NewReader(""), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "no database to migrate") {
+		t.Errorf("migrate from an empty directory exits %d: %s", code, stderr.String())
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		t.Errorf("migrate left %v in the data directory (%v)", entries, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 
@@ -33,6 +34,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if err := store.checkEtcd(); err != nil {
 		return usageErrorf("%w", err)
+	}
+	// bbolt creates a missing file: a mistyped -data-dir would otherwise
+	// leave an empty database behind, and copy nothing.
+	if _, err := os.Stat(server.DatabasePath(*dataDir)); err != nil {
+		return fmt.Errorf("no database to migrate in %s: %w", *dataDir, err)
 	}
 	src, err := bolt.Open(server.DatabasePath(*dataDir), bolt.Options{})
 	if err != nil {
