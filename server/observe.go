@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -130,7 +131,12 @@ func (o *observer) http(next http.Handler) http.Handler {
 		took := time.Since(begin)
 		pattern := rt.pattern
 		if pattern == "" {
+			// The mux's pattern without its method ("GET /healthz"), as
+			// the gateway writes its own.
 			pattern = r.Pattern
+			if i := strings.IndexByte(pattern, ' '); i >= 0 {
+				pattern = pattern[i+1:]
+			}
 		}
 		if pattern == "" {
 			pattern = "other"
