@@ -30,8 +30,10 @@ import (
 // the chain in this process without encoding them, and passes streams to a
 // second gRPC server on an in-memory connection, built from the same chain
 // but without the network server's credentials and connection limits, which
-// mean nothing there. The one exception is POST /v1/tokens:introspect, the
-// REST hot path, which calls the service directly (see introspectHandler).
+// mean nothing there. Two HTTP routes call the service directly instead:
+// POST /v1/tokens:introspect, the REST hot path (see introspectHandler), and
+// forward auth under /v1/auth (see forwardAuth), which is not a call of the
+// service's API.
 
 // chain is the interceptor chain, for one transport label.
 type chain struct {

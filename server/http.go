@@ -29,7 +29,7 @@ import (
 // httpDeps is what the HTTP interface is built from.
 type httpDeps struct {
 	svc     *service.Service
-	conn    grpc.ClientConnInterface // to the in-process gRPC server
+	conn    grpc.ClientConnInterface // to the service in this process: inProcess.direct
 	views   *introspectViews
 	obs     *observer
 	maxBody int64
@@ -54,7 +54,7 @@ func newHTTPHandler(ctx context.Context, d httpDeps) (http.Handler, error) {
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		// The client's address, for damping failed authentications: the
-		// in-process server cannot see it otherwise. Annotations replace
+		// chain cannot see it otherwise. Annotations replace
 		// whatever a client sent under the same key.
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs(clientAddrKey, hostOf(r.RemoteAddr))

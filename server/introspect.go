@@ -23,9 +23,11 @@ const introspectRPC = "/tokend.v1.TokenService/IntrospectToken"
 const introspectPattern = "/v1/tokens:introspect"
 
 // introspectHandler serves POST /v1/tokens:introspect, the REST hot path,
-// without the gateway and the in-process gRPC call behind it: those cost
-// more than the introspection itself. It is the one REST route that does
-// not go through the interceptor chain, so it does what the chain does
+// without the gateway and the call through directConn behind it (routing,
+// copying the request and the answer, marshalling the answer): those cost
+// more than the introspection itself. It is the one route of the REST API
+// that does not go through the interceptor chain (forward auth, beside it,
+// is no call of the API), so it does what the chain does
 // (records the client's address for damping, logs and counts the call) by
 // the same functions, and answers exactly what the gateway route would: the
 // same decoder, the same service method, the same error writer, and JSON

@@ -20,7 +20,8 @@ import (
 type metrics struct {
 	registry *prometheus.Registry
 	// rpcs and rpcSeconds count the calls of the gRPC service, by
-	// transport ("grpc", or "rest" through the gateway), full method name
+	// transport ("grpc", or "rest" through the gateway or the
+	// introspection fast path), full method name
 	// and gRPC code name.
 	rpcs       *prometheus.CounterVec
 	rpcSeconds *prometheus.HistogramVec
@@ -97,7 +98,7 @@ func newMetrics(svc *service.Service) *metrics {
 		registry: prometheus.NewRegistry(),
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_rpc_requests_total",
-			Help: "Calls of tokend.v1.TokenService, by transport (grpc, or rest through the gateway), method and gRPC code.",
+			Help: "Calls of tokend.v1.TokenService, by transport (grpc, or rest through the gateway or the introspection fast path), method and gRPC code.",
 		}, []string{"transport", "method", "code"}),
 		rpcSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tokend_rpc_request_duration_seconds",

@@ -32,6 +32,9 @@ func TestMetrics(t *testing.T) {
 	checkError(t, ts.do(t, "GET", "/v1/tokens/"+tok.GetId(), secret, ""), http.StatusUnauthorized, codes.Unauthenticated)
 	ts.do(t, "GET", "/v1/"+tok.GetId(), ts.root, "")
 	ts.do(t, "GET", "/v1/tokens/"+secret, ts.root, "")
+	if r := ts.do(t, "GET", "/healthz", "", ""); r.status != http.StatusOK {
+		t.Fatalf("GET /healthz: %d", r.status)
+	}
 	if _, err := ts.client.IntrospectToken(withSecret(ts.root), &tokendv1.IntrospectTokenRequest{Token: secret}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +102,9 @@ func TestMetrics(t *testing.T) {
 		{"tokend_rpc_requests_total", map[string]string{"transport": "rest", "method": "/tokend.v1.TokenService/GetToken", "code": "Unauthenticated"}, 1},
 		{"tokend_http_requests_total", map[string]string{"route": "/v1/tokens/{id}", "status": "200"}, 1},
 		{"tokend_http_requests_total", map[string]string{"route": "/v1/tokens:introspect", "status": "200"}, 1},
+		// A route of tokend's own is named as the gateway names its own:
+		// the path pattern, without the method.
+		{"tokend_http_requests_total", map[string]string{"route": "/healthz", "status": "200"}, 1},
 		{"tokend_tokens", map[string]string{"kind": "admin", "type": "full_access"}, 1},
 		{"tokend_tokens", map[string]string{"kind": "api", "type": "read_only"}, 2},
 		{"tokend_index_tokens", nil, 4},

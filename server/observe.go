@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -24,9 +25,16 @@ const (
 )
 
 // clientAddrKey is the metadata key the gateway fills with the REST client's
-// address. It is read only on the in-process connection, which nothing but
-// the gateway can reach: a gRPC client cannot claim another address with it.
+// address. It is read only for REST calls, which reach the chain in this
+// process (directConn, or the in-memory connection) from the gateway and the
+// watch handler alone: a gRPC client cannot claim another address with it.
 const clientAddrKey = "tokend-client-addr"
+
+// routePatternKey is the metadata key the REST watch fills with its route
+// pattern: its call reaches the chain over the in-memory connection, which
+// does not carry the request's context, where gateway calls find theirs. It
+// is read, like clientAddrKey, only for REST calls.
+const routePatternKey = "tokend-route"
 
 // observer logs and counts every call of the service, one line and one
 // sample each, whichever transport it came by.
@@ -35,8 +43,9 @@ type observer struct {
 	m   *metrics
 }
 
-// unary is the first interceptor of the chain both gRPC servers (the
-// network one, and the in-process one the gateway calls) run.
+// unary is the first interceptor of the chain: on the network gRPC server,
+// and for REST calls in directConn (unary) and on the in-process gRPC
+// server (streams).
 func (o *observer) unary(transport string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		begin := time.Now()
@@ -93,6 +102,10 @@ func (o *observer) rpcDone(ctx context.Context, transport, method string, err er
 			rt.pattern, _ = runtime.HTTPPathPattern(ctx)
 		}
 		attrs = append(attrs, slog.String("route", rt.pattern))
+	} else if transport == transportREST {
+		if v := metadata.ValueFromIncomingContext(ctx, routePatternKey); len(v) == 1 {
+			attrs = append(attrs, slog.String("route", v[0]))
+		}
 	}
 	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
 }
@@ -118,7 +131,12 @@ func (o *observer) http(next http.Handler) http.Handler {
 		took := time.Since(begin)
 		pattern := rt.pattern
 		if pattern == "" {
+			// The mux's pattern without its method ("GET /healthz"), as
+			// the gateway writes its own.
 			pattern = r.Pattern
+			if i := strings.IndexByte(pattern, ' '); i >= 0 {
+				pattern = pattern[i+1:]
+			}
 		}
 		if pattern == "" {
 			pattern = "other"

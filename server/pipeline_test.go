@@ -120,3 +120,26 @@ func TestRequestLogHoldsNoSecret(t *testing.T) {
 		t.Errorf("the log does not name the route pattern:\n%s", logs)
 	}
 }
+
+// TestRESTWatchLogsOneLine: a REST watch logs one line, the rpc line of its
+// call, naming the route as every other REST call's does; the HTTP observer
+// adds no second line, and counts the request under the route pattern.
+func TestRESTWatchLogsOneLine(t *testing.T) {
+	ts := startServer(t, server.Config{AuthFailureLimit: -1})
+	checkError(t, ts.do(t, http.MethodGet, "/v1/tokens:watch", "tkda_guess", ""), http.StatusUnauthorized, codes.Unauthenticated)
+	metrics := ts.do(t, http.MethodGet, "/metrics", "", "")
+	ts.shutdown(t) // waits for the handlers, and so for their log lines
+	var lines []string
+	for _, l := range strings.Split(ts.logs.String(), "\n") {
+		if strings.Contains(l, "WatchTokens") || strings.Contains(l, "tokens:watch") {
+			lines = append(lines, l)
+		}
+	}
+	want := regexp.MustCompile(`msg=rpc transport=rest method=/tokend.v1.TokenService/WatchTokens code=Unauthenticated .* route=/v1/tokens:watch$`)
+	if len(lines) != 1 || !want.MatchString(lines[0]) {
+		t.Errorf("log lines of the watch:\n%s\nwant one, matching %s", strings.Join(lines, "\n"), want)
+	}
+	if !strings.Contains(string(metrics.body), `tokend_http_requests_total{route="/v1/tokens:watch",status="401"} 1`) {
+		t.Errorf("the watch is not counted under its route pattern:\n%s", metrics.body)
+	}
+}

@@ -17,11 +17,16 @@ import (
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 )
 
+// watchPattern is the route pattern of the REST watch, in the log and
+// metrics, written as the gateway writes its own.
+const watchPattern = "/v1/tokens:watch"
+
 // watchHandler serves GET /v1/tokens:watch in the gateway's format for
 // server streams: newline-delimited JSON, one {"result": event} per line,
 // flushed as sent. The call goes over the in-process connection, so it runs
 // the same interceptor chain (log line, metrics, client address for
-// damping) as every other call. Unlike the gateway's own stream forwarding,
+// damping) as every other call, and the request gets no second log line
+// from the HTTP observer. Unlike the gateway's own stream forwarding,
 // an error before the first event is answered like any other REST error,
 // with its HTTP status (401, 403, 400…) and JSON body: a client sees a
 // refused watch as refused. A later error ends the stream with an
@@ -29,6 +34,10 @@ import (
 func watchHandler(conn grpc.ClientConnInterface, errs *restErrors) http.Handler {
 	client := tokendv1.NewTokenServiceClient(conn)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt := routeFrom(r.Context())
+		if rt != nil {
+			rt.pattern = watchPattern
+		}
 		var req tokendv1.WatchTokensRequest
 		for k, v := range r.URL.Query() {
 			switch {
@@ -46,13 +55,16 @@ func watchHandler(conn grpc.ClientConnInterface, errs *restErrors) http.Handler 
 		rc := http.NewResponseController(w)
 		_ = rc.SetWriteDeadline(time.Time{})
 
-		md := metadata.Pairs(clientAddrKey, hostOf(r.RemoteAddr))
+		md := metadata.Pairs(clientAddrKey, hostOf(r.RemoteAddr), routePatternKey, watchPattern)
 		for _, v := range r.Header.Values("Authorization") {
 			md.Append("authorization", v)
 		}
 		ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), md))
 		defer cancel()
 		stream, err := client.WatchTokens(ctx, &req)
+		if err == nil && rt != nil {
+			rt.logged = true // by the chain, when the call ends
+		}
 		started := false
 		for err == nil {
 			var ev *tokendv1.WatchTokensResponse

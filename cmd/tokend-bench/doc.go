@@ -1,7 +1,10 @@
 // Command tokend-bench measures tokend with its own generated client: the
 // throughput and latency of gRPC IntrospectToken against the same server's
-// grpc.health.v1 Check, and of REST POST /v1/tokens:introspect against its
-// GET /healthz, in interleaved rounds; the create throughput; and, with
+// grpc.health.v1 Check, and of REST POST /v1/tokens:introspect and (on an
+// in-process server) forward auth's GET /v1/auth against its GET /healthz,
+// in interleaved rounds; the create throughput; with -etcd-endpoints, the
+// same on an etcd store, and with -propagation, how long a change made on
+// one of two replicas takes to reach the other; and, with
 // -startup-tokens, the start-up time and resident memory of a server with
 // many tokens, with the conditions that time depends on (load average,
 // dirty pages, how much of the database file is in the page cache), the
@@ -21,6 +24,7 @@
 //	tokend-bench -tokens 1000000 -seed-direct
 //	tokend-bench -startup-tokens 1000000
 //	tokend-bench -startup-tokens 1000000 -startup-baseline /tmp/tokend-base
+//	tokend-bench -etcd-endpoints http://127.0.0.1:2379 -propagation 500
 //
 // The load generator and an in-process server share the machine's cores, so
 // absolute figures are those of client and server together; the ratios

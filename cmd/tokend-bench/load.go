@@ -422,8 +422,8 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 	return nil
 }
 
-// countUsedSince returns how many tokens of the store file at path have a
-// last-used time at or after since.
+// countUsedSince returns how many tokens of store have a last-used time at
+// or after since.
 func countUsedSince(ctx context.Context, store storage.Store, since time.Time) (int, error) {
 	n := 0
 	q := storage.ListQuery{Limit: 1000}

@@ -15,19 +15,20 @@ import (
 	"time"
 )
 
-const usage = `tokend-bench measures tokend's introspection against the transport's own
-baseline (grpc.health.v1 Check, GET /healthz), its create throughput, and its
-start-up time and memory with many tokens.
+const usage = `tokend-bench measures tokend's introspection (gRPC, REST, and forward auth at
+/v1/auth) against the transport's own baseline (grpc.health.v1 Check,
+GET /healthz), its create throughput, its start-up time and memory with many
+tokens, and, on etcd, how fast a change reaches another replica.
 
 Usage:
   tokend-bench [flags]                          start a server in-process and measure
   tokend-bench -tokens 1000000 -seed-direct     the same with 10^6 tokens in the store
   tokend-bench -startup-tokens 1000000          start-up time and memory only
-  tokend-bench -etcd-endpoints URL              the same load with the server on etcd
-  tokend-bench -etcd-endpoints URL -propagation 500
-                                                how fast a change on one replica reaches another
   tokend-bench -startup-tokens 1000000 -startup-baseline /tmp/tokend-base
                                                 the same, alternating with another tokend binary
+  tokend-bench -etcd-endpoints URL              the load with the server on etcd
+  tokend-bench -etcd-endpoints URL -propagation 500
+                                                how fast a change on one replica reaches another
   tokend-bench -grpc-addr 127.0.0.1:9090 -http-addr 127.0.0.1:8080 -admin-token tkda_…
                                                 measure a running server (loopback only)
 

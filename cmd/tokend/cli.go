@@ -97,11 +97,13 @@ func newRootCmd(a *app) *cobra.Command {
 		Long: `tokend is a central API-token service: admins create, list, edit, regenerate
 and delete API tokens, and backends ask it whether a token may do an action.
 
-"tokend serve" runs the service. Every other command is a client of a running
-server over gRPC: it connects to --addr (TOKEND_ADDR, default 127.0.0.1:9090)
-with the admin token from TOKEND_TOKEN or --token-file (default: tokend/token in
-your config directory, e.g. ~/.config/tokend/token, mode 0600). A secret is
-never taken as a flag, so it stays out of shell history and process lists.
+"tokend serve" runs the service; "tokend recover-root" and "tokend migrate" work
+offline on a stopped server's data. The token, action and audit commands are
+clients of a running server over gRPC: they connect to --addr (TOKEND_ADDR,
+default 127.0.0.1:9090) with the admin token from TOKEND_TOKEN or --token-file
+(default: tokend/token in your config directory, e.g. ~/.config/tokend/token,
+mode 0600). A secret is never taken as a flag, so it stays out of shell history
+and process lists.
 
 Exit status: 0 success, 1 the operation failed, 2 the command line is wrong.`,
 		Example: `  tokend serve -data-dir /var/lib/tokend

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // migrate copies a stopped bbolt store into an empty etcd prefix and
-// verifies the copy.
+// verifies the copy. A wrong command line is an exitUsage error.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokend migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,10 +27,18 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		"Copies the bbolt store under DIR (tokens with their hashes and last-use times, actions, audit events,\n"+
 		"key checks) into an empty etcd prefix, refusing a prefix that holds data, and verifies the copy.")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
-		return err
+		return usageErrorf("%w", err)
 	}
 	if len(store.endpointList()) == 0 {
-		return errors.New("migrate needs -etcd-endpoints")
+		return usageErrorf("migrate needs -etcd-endpoints")
+	}
+	if err := store.checkEtcd(); err != nil {
+		return usageErrorf("%w", err)
+	}
+	// bbolt creates a missing file: a mistyped -data-dir would otherwise
+	// leave an empty database behind, and copy nothing.
+	if _, err := os.Stat(server.DatabasePath(*dataDir)); err != nil {
+		return fmt.Errorf("no database to migrate in %s: %w", *dataDir, err)
 	}
 	src, err := bolt.Open(server.DatabasePath(*dataDir), bolt.Options{})
 	if err != nil {

@@ -8,7 +8,8 @@ import (
 )
 
 // newMigrateCmd copies a bbolt store into etcd. Like serve, its flags are Go
-// flags with TOKEND_* twins, parsed by migrate itself.
+// flags with TOKEND_* twins, parsed by migrate itself, which returns a
+// wrong command line as a usage error.
 func newMigrateCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate [flags]",
@@ -26,9 +27,6 @@ with the source before migrate reports success. Then start the replicas with
 			err := migrate(cmd.Context(), args, a.getenv, a.stderr)
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
-			}
-			if err != nil && isFlagError(err) {
-				return &exitError{code: exitUsage, err: err}
 			}
 			return err
 		},

@@ -11,7 +11,8 @@ import (
 
 // recoverRoot runs `tokend recover-root`: with no server running on the
 // data directory, it mints a new unlimited full-access admin token, for when
-// every admin credential is lost, and shows its secret once.
+// every admin credential is lost, and shows its secret once. A wrong
+// command line is an exitUsage error.
 func recoverRoot(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokend recover-root", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -25,7 +26,7 @@ func recoverRoot(ctx context.Context, args []string, getenv func(string) string,
 		"Offline: mints a new unlimited full-access admin token in the database, records it in the audit\n"+
 		"trail and shows its secret once. Stop the server first: it holds the database lock.")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
-		return err
+		return usageErrorf("%w", err)
 	}
 	logger, err := newLogger(stderr, "info", "text")
 	if err != nil {

@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"flag"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
 
 // newRecoverRootCmd mints a new owner offline. Like serve, its flags are Go
-// flags with TOKEND_* twins, parsed by recoverRoot itself.
+// flags with TOKEND_* twins, parsed by recoverRoot itself, which returns a
+// wrong command line as a usage error.
 func newRecoverRootCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "recover-root [flags]",
@@ -29,20 +29,7 @@ its secret once: in -root-token-file (a new file, mode 0600) or on stderr.
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
-			if err != nil && isFlagError(err) {
-				return &exitError{code: exitUsage, err: err}
-			}
 			return err
 		},
 	}
-}
-
-// isFlagError reports whether err comes from parsing the command line (the
-// flag package's and parseWithEnv's messages) rather than from the work.
-func isFlagError(err error) bool {
-	msg := err.Error()
-	return strings.HasPrefix(msg, "flag provided but not defined") ||
-		strings.HasPrefix(msg, "invalid value") ||
-		strings.HasPrefix(msg, "unexpected arguments") ||
-		strings.HasPrefix(msg, "TOKEND_")
 }

@@ -18,13 +18,15 @@ func newServeCmd(a *app) *cobra.Command {
 		Use:   "serve [flags]",
 		Short: "Run the gRPC and HTTP servers",
 		Long: `Run tokend: gRPC (with reflection and health) on -grpc-addr, and on -http-addr
-the REST gateway, /healthz, /readyz, /metrics, /openapi.json and the web
-console. Every flag has a TOKEND_* environment twin; a flag on the command line
-wins. "tokend serve -help" lists them.
+the REST gateway, forward auth for reverse proxies (/v1/auth), /healthz,
+/readyz, /metrics, /openapi.json and the web console. Every flag has a TOKEND_*
+environment twin; a flag on the command line wins. "tokend serve -help" lists
+them.
 
 On first start, with an empty data directory, tokend creates the root admin
 token and prints it once on stderr, or writes it (mode 0600) to
--root-token-file. SIGINT or SIGTERM stops it gracefully.`,
+-root-token-file. SIGHUP reloads the -auth-routes file; SIGINT or SIGTERM stops
+it gracefully.`,
 		Example: `  tokend serve -data-dir /var/lib/tokend -root-token-file /root/tokend.token
   TOKEND_LOG_FORMAT=json tokend serve -grpc-addr 127.0.0.1:9090
   tokend serve -help`,

@@ -68,6 +68,11 @@ func (f *storeFlags) check(hashKeyFile string) error {
 		// unreadable to the others.
 		return errors.New("-store etcd needs -hash-key-file: every replica must use the same hash key")
 	}
+	return f.checkEtcd()
+}
+
+// checkEtcd reports etcd flags that cannot work together.
+func (f *storeFlags) checkEtcd() error {
 	if (f.cert == "") != (f.key == "") {
 		return errors.New("-etcd-cert and -etcd-key go together")
 	}

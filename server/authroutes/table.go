@@ -66,10 +66,11 @@ func Load(path string) (*Table, error) {
 }
 
 // Parse parses a route table; name (the file name) prefixes its errors,
-// which say on which line the fault is. It refuses unknown keys, rules
-// without a method or a path, patterns it cannot read, malformed actions,
-// and rules that say neither which actions they need nor that they are
-// public, so that a typo cannot silently open or close a route.
+// which say on which line the fault is. It refuses unknown keys, keys
+// given twice, rules without a method or a path, patterns it cannot read,
+// malformed actions, and rules that say neither which actions they need nor
+// that they are public, so that a typo cannot silently open or close a
+// route.
 func Parse(name string, data []byte) (*Table, error) {
 	fail := func(line int, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
@@ -95,6 +96,9 @@ func Parse(name string, data []byte) (*Table, error) {
 		key, value := top.Content[i], top.Content[i+1]
 		if key.Value != "routes" {
 			return nil, fail(key.Line, "unknown key %q: the only key is \"routes\"", key.Value)
+		}
+		if routes != nil {
+			return nil, fail(key.Line, "%q given twice", key.Value)
 		}
 		routes = value
 	}

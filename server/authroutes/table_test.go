@@ -157,6 +157,8 @@ func TestParseErrors(t *testing.T) {
 		{"PublicNotBool", "routes:\n  - method: GET\n    path: /x\n    public: yes please\n", "t.yaml:4: rule 1: public must be true or false"},
 		{"SecondRuleNamed", "routes:\n  - {method: GET, path: /a, actions: []}\n  - {method: GET, path: /b}\n", "t.yaml:3: rule 2: missing actions"},
 		{"TwoDocuments", "routes: []\n---\nroutes: []\n", "one YAML document"},
+		// The first list would be dropped without a word.
+		{"RoutesTwice", "routes:\n  - {method: GET, path: /x, public: true}\nroutes: []\n", "t.yaml:3: \"routes\" given twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
