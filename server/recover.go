@@ -12,22 +12,31 @@ import (
 	"github.com/tokend/tokend/storage/bolt"
 )
 
-// RecoverRoot mints a new unlimited full-access admin token in the store of
-// cfg.DataDir while no server runs, for when every admin credential is lost.
-// It uses cfg.DataDir, HashKeyFile, RootTokenFile, APIPrefix, AdminPrefix,
-// Logger and Stderr. The token is recorded in the audit trail; its secret is
-// written to RootTokenFile (mode 0600) or, when that is empty, printed once
-// to Stderr. It returns the new token's name.
+// RecoverRoot mints a new unlimited full-access admin token, for when every
+// admin credential is lost: in cfg.Store when it is set (a shared store such
+// as etcd, which running replicas pick up like any other write; RecoverRoot
+// closes it), else in the bbolt store of cfg.DataDir while no server runs.
+// It uses cfg.Store, DataDir, HashKeyFile, RootTokenFile, APIPrefix,
+// AdminPrefix, Logger and Stderr. The token is recorded in the audit trail;
+// its secret is written to RootTokenFile (mode 0600) or, when that is empty,
+// printed once to Stderr. It returns the new token's name.
 //
-// It refuses, changing nothing, when the data directory holds no database or
-// no hash key (a new key would not match the stored tokens), when
-// RootTokenFile already exists, and when the database is locked: a running
-// server holds the lock, and must be stopped first.
+// It refuses, changing nothing, when there is no database (bbolt) or no
+// hash key, or the key matches none the store recorded (a token hashed
+// under another key would never verify), when RootTokenFile already exists,
+// and when the bbolt database is locked: a running server holds the lock,
+// and must be stopped first.
 func RecoverRoot(ctx context.Context, cfg Config) (name string, err error) {
 	cfg = withDefaults(cfg)
+	store := cfg.Store
+	if store != nil {
+		defer func() { err = errors.Join(err, store.Close()) }()
+	}
 	dbPath := DatabasePath(cfg.DataDir)
-	if _, err := os.Stat(dbPath); err != nil {
-		return "", fmt.Errorf("no database to recover in %s: %w", cfg.DataDir, err)
+	if store == nil {
+		if _, err := os.Stat(dbPath); err != nil {
+			return "", fmt.Errorf("no database to recover in %s: %w", cfg.DataDir, err)
+		}
 	}
 	if _, err := os.Stat(cfg.HashKeyFile); err != nil {
 		return "", fmt.Errorf("hash key %s: %w (recovery needs the key the tokens were hashed with)", cfg.HashKeyFile, err)
@@ -41,11 +50,14 @@ func RecoverRoot(ctx context.Context, cfg Config) (name string, err error) {
 	if err != nil {
 		return "", err
 	}
-	store, err := bolt.Open(dbPath, bolt.Options{})
-	if err != nil {
-		return "", fmt.Errorf("%w (stop the server using this data directory first)", err)
+	if store == nil {
+		b, err := bolt.Open(dbPath, bolt.Options{})
+		if err != nil {
+			return "", fmt.Errorf("%w (stop the server using this data directory first)", err)
+		}
+		defer func() { err = errors.Join(err, b.Close()) }()
+		store = b
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
 	// A token minted under a key the store does not know would never
 	// verify: the key file must match the recorded key checks.
 	if keys, err = openHashKeys(ctx, store, cfg.HashKeyFile, keys); err != nil {

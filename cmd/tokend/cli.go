@@ -98,7 +98,8 @@ func newRootCmd(a *app) *cobra.Command {
 and delete API tokens, and backends ask it whether a token may do an action.
 
 "tokend serve" runs the service; "tokend recover-root" and "tokend migrate" work
-offline on a stopped server's data. The token, action and audit commands are
+on the store itself (a stopped server's bbolt file; recover-root also beside
+running etcd replicas). The token, action and audit commands are
 clients of a running server over gRPC: they connect to --addr (TOKEND_ADDR,
 default 127.0.0.1:9090) with the admin token from TOKEND_TOKEN or --token-file
 (default: tokend/token in your config directory, e.g. ~/.config/tokend/token,

@@ -4,7 +4,7 @@
 // constructor taking the shared *app, in its own file, added to the tree in
 // newRootCmd. `tokend serve` runs the service; with -store etcd it opens the
 // shared etcd store and hands it to the server, so several replicas serve
-// one state. serve and the offline commands recover-root and migrate parse
+// one state. serve and the store commands recover-root and migrate parse
 // their own Go flags, each with a TOKEND_* environment twin (`-help` lists
 // them), which cobra hands over untouched. The client commands (token,
 // action, audit) call a running server through the client package with

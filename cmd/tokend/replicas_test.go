@@ -343,3 +343,65 @@ func auditCount(t *testing.T, p *proc, root string) int {
 	events, _ := v["auditEvents"].([]any)
 	return len(events)
 }
+
+// TestRecoverRootOnEtcd: on a shared store, recover-root mints a new owner
+// beside the running replicas, which accept it as soon as their feed brings
+// it; a key file the store does not know is refused, with nothing minted.
+func TestRecoverRootOnEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	dir := t.TempDir()
+	writeKey := func(name string) string {
+		key := make([]byte, 32)
+		rand.Read(key)
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	keyFile, otherKey := writeKey("hash.key"), writeKey("other.key")
+	store := []string{"-store", "etcd", "-etcd-endpoints", srv.Endpoint(), "-etcd-prefix", "/recover/"}
+	p := startTokend(t, tokendEnv(), append([]string{"serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-data-dir", filepath.Join(dir, "replica"), "-root-token-file", filepath.Join(dir, "root"),
+		"-hash-key-file", keyFile}, store...)...)
+
+	wrong := launch(t, tokendEnv(), append([]string{"recover-root", "-hash-key-file", otherKey,
+		"-root-token-file", filepath.Join(dir, "wrong.token")}, store...)...)
+	if code := wrong.wait(t); code == 0 || !strings.Contains(wrong.stderrText(), "holds no key") {
+		t.Fatalf("recover-root with a key the store does not know exited %d: %s", code, wrong.stderrText())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wrong.token")); err == nil {
+		t.Fatal("recover-root with the wrong key wrote a token file")
+	}
+
+	m := launch(t, tokendEnv(), append([]string{"recover-root", "-hash-key-file", keyFile,
+		"-root-token-file", filepath.Join(dir, "recovered.token")}, store...)...)
+	if code := m.wait(t); code != 0 {
+		t.Fatalf("recover-root exited %d: %s", code, m.stderrText())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "recovered.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recovered := strings.TrimSpace(string(data))
+	// The running replica learns of the new token from its feed.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.http+"/v1/tokens", nil)
+		req.Header.Set("Authorization", "Bearer "+recovered)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica does not accept the recovered token: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the replica, not synchronising with it
+	}
+	if got := namesOf(p.tokensByID(t, recovered)); len(got) != 4 || !strings.HasPrefix(got[3], "Root (recovered ") {
+		t.Fatalf("tokens after recovery: %q", got)
+	}
+}
