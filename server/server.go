@@ -221,8 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	svc := tokenService{Service: s.svc, views: views}
 	obs := &observer{log: s.log, m: newMetrics(s.svc)}
 
-	var grpcOpts []grpc.ServerOption
-	grpcOpts = append(grpcOpts, grpcLimits(cfg)...)
+	grpcOpts := grpcLimits(cfg)
 	if tlsConfig != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsConfig.grpc)))
 	}
