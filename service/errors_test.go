@@ -19,7 +19,7 @@ import (
 	"github.com/tokend/tokend/storage"
 )
 
-// The lifespan error names every preset and "unlimited" (SPEC §1).
+// The lifespan error names every preset and "unlimited".
 var allowedLifespans = []string{`"604800s"`, `"2592000s"`, `"7776000s"`, "unlimited"}
 
 func TestCreateTokenFieldLimits(t *testing.T) {
@@ -512,7 +512,7 @@ func (f *failingStore) ListTokens(ctx context.Context, q storage.ListQuery) (*st
 }
 
 // TestUnexpectedStoreErrors: an unexpected failure reaches the caller as
-// Internal "internal error", with the detail only in the log (SPEC §4).
+// Internal "internal error", with the detail only in the log.
 func TestUnexpectedStoreErrors(t *testing.T) {
 	fs := &failingStore{}
 	h := newHarness(t, func(c *service.Config) {

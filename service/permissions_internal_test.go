@@ -98,7 +98,7 @@ func TestAdminActionsHeld(t *testing.T) {
 	}
 	for _, a := range spec {
 		if !slices.Contains(all, a) {
-			t.Errorf("the admin catalog lacks %s (SPEC §2)", a)
+			t.Errorf("the admin catalog lacks %s", a)
 		}
 	}
 	if !slices.IsSorted(all) {
@@ -109,7 +109,7 @@ func TestAdminActionsHeld(t *testing.T) {
 			t.Errorf("admin action %q: want a well-formed id under %q", a, reservedSubjectPrefix)
 		}
 	}
-	// Read-only holds exactly the find and findOne verbs: of SPEC §2's
+	// Read-only holds exactly the find and findOne verbs: of the built-in
 	// catalog, tokend.token.find, tokend.token.findOne and tokend.action.find.
 	readOnly := adminActionsHeld(storage.TypeReadOnly, nil)
 	var want []string

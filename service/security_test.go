@@ -1,8 +1,8 @@
 package service_test
 
-// Tests of the security features of issue 5 that the service implements:
-// zero-downtime rotation with a grace period (item 7), the audit trail
-// (item 8) and the window of brute-force damping (item 10). They run on the
+// Tests of the security features the service implements: zero-downtime
+// rotation with a grace period, the audit trail and the window of
+// brute-force damping. They run on the
 // shared harness: real bbolt, the real Service on a fake clock, bufconn.
 
 import (

@@ -922,7 +922,7 @@ func TestRegisterAndListActions(t *testing.T) {
 				t.Errorf("admin action %q outside the reserved tokend. subject", a.GetId())
 			}
 		}
-		// The nine actions of SPEC §2, in id order; later features may add
+		// The built-in admin actions, in id order; later features may add
 		// more under tokend.
 		for _, a := range adminActions {
 			if !slices.Contains(ids, a) {
