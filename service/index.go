@@ -183,18 +183,18 @@ func (ix *index) size() int {
 
 // apply brings the index up to date with one committed change. The old hash
 // is removed before apply returns, so a regenerated or deleted secret is dead
-// from then on.
+// from then on. For a change of one token it returns the token's versions
+// before and after it (nil: none), which the watch compares.
 //
 // A Reset change replaces the whole index in one step under the index lock:
 // every token it holds is linked as a new version first, then the tokens it
 // lacks are dropped, so a token present before and after never misses a
-// lookup in between.
-func (ix *index) apply(c storage.Change) {
+// lookup in between. It returns nil versions.
+func (ix *index) apply(c storage.Change) (before, after *entry) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if !c.Reset {
-		ix.applyLocked(c)
-		return
+		return ix.applyLocked(c)
 	}
 	keep := make(map[string]bool, len(c.Tokens))
 	for _, t := range c.Tokens {
@@ -206,10 +206,12 @@ func (ix *index) apply(c storage.Change) {
 			ix.applyLocked(storage.Change{ID: id})
 		}
 	}
+	return nil, nil
 }
 
-// applyLocked applies one token's change; the caller holds ix.mu.
-func (ix *index) applyLocked(c storage.Change) {
+// applyLocked applies one token's change and returns the token's versions
+// before and after it; the caller holds ix.mu.
+func (ix *index) applyLocked(c storage.Change) (before, after *entry) {
 	old := ix.byID[c.ID]
 	// Link the new version before unlinking the old one, so a lookup of an
 	// unchanged secret never falls into a gap between the two.
@@ -232,6 +234,7 @@ func (ix *index) applyLocked(c storage.Change) {
 			ix.unlink(old.prevHash, old)
 		}
 	}
+	return old, e
 }
 
 // countKey adds delta to the count of tokens under that hash key id and

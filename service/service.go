@@ -214,9 +214,8 @@ func (s *Service) applyChange(c storage.Change) {
 		s.applyReset(c)
 		return
 	}
-	before := s.index.byTokenID(c.ID)
-	s.index.apply(c)
-	s.watch.observe(c.ID, before, s.index.byTokenID(c.ID))
+	before, after := s.index.apply(c)
+	s.watch.observe(c.ID, before, after)
 }
 
 // applyReset replaces the whole index (the store lost track of single

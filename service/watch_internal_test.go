@@ -40,9 +40,8 @@ func BenchmarkWatchReplay(b *testing.B) {
 			ix := newIndex()
 			h := newWatchHub(time.Now, DefaultExpiryWarnings, 0, 0, ix.byTokenID)
 			for _, t := range tokens {
-				before := ix.byTokenID(t.ID)
-				ix.apply(storage.Change{ID: t.ID, Token: t})
-				h.observe(t.ID, before, ix.byTokenID(t.ID))
+				before, after := ix.apply(storage.Change{ID: t.ID, Token: t})
+				h.observe(t.ID, before, after)
 			}
 			h.goLive()
 		}
