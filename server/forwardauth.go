@@ -248,8 +248,3 @@ func (f *forwardAuth) loadAuthRoutes(file string) (int, error) {
 	f.routes.Store(t)
 	return len(t.Rules()), nil
 }
-
-// isForwardAuthPath reports whether path is served by forward auth.
-func isForwardAuthPath(path string) bool {
-	return path == ForwardAuthPath || strings.HasPrefix(path, ForwardAuthPath+"/")
-}

@@ -74,9 +74,9 @@ func newHTTPHandler(ctx context.Context, d httpDeps) (http.Handler, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", limitBody(d.maxBody, errs, gateway))
+	mux.Handle("/v1/", requireCredential(d.svc, errs, limitBody(d.maxBody, errs, gateway)))
 	if !d.gatewayOnly {
-		mux.Handle("POST /v1/tokens:introspect", limitBody(d.maxBody, errs, introspectHandler(d.svc, d.views, d.obs, errs)))
+		mux.Handle("POST /v1/tokens:introspect", requireCredential(d.svc, errs, limitBody(d.maxBody, errs, introspectHandler(d.svc, d.views, d.obs, errs))))
 	}
 	if d.auth != nil {
 		d.auth.mount(mux)
@@ -102,7 +102,7 @@ func newHTTPHandler(ctx context.Context, d httpDeps) (http.Handler, error) {
 		w.Write(tokend.OpenAPI)
 	})
 	mux.Handle("/", onlyGet(errs, web.Handler(web.Options{Lifespans: d.svc.Lifespans()})))
-	return d.obs.http(securityHeaders(requireCredential(d.svc, errs, mux))), nil
+	return d.obs.http(securityHeaders(mux)), nil
 }
 
 // onlyGet answers 405 to any method but GET and HEAD. The console is

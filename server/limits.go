@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -52,7 +51,7 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 	})
 }
 
-// requireCredential answers 401 to an API request (under /v1/) that carries
+// requireCredential answers 401 to a request of an admin route that carries
 // a body but no well-formed credential, before reading a byte of the body:
 // without it, anyone could make the server read and parse up to the body
 // limit, as slowly as the read timeout allows, for nothing. The connection
@@ -60,12 +59,12 @@ func requestDeadlines(read, write time.Duration, next http.Handler) http.Handler
 // The refusal counts as a failed authentication of the client's address, so
 // a damped address gets 429 with Retry-After, as on every other path.
 // Bodiless requests go on: their answer (401 or 405) is the route's own.
-// Forward auth is left alone: there Authorization carries the client's API
-// token, which may rightly be missing or malformed, and the answer must be
-// forward auth's own bodiless 401 that proxies pass on to the client.
+// It wraps the routes whose Authorization is an admin credential (the
+// gateway and the introspection fast path), not forward auth, where it
+// carries the client's API token.
 func requireCredential(svc *service.Service, errs *restErrors, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength == 0 || !strings.HasPrefix(r.URL.Path, "/v1/") || isForwardAuthPath(r.URL.Path) {
+		if r.ContentLength == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
