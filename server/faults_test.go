@@ -102,11 +102,11 @@ func (f *faultStore) Bootstrap(ctx context.Context, tokens []*storage.Token, aud
 	return f.Store.Bootstrap(ctx, tokens, audit)
 }
 
-func (f *faultStore) RegisterActions(ctx context.Context, actions []storage.Action, audit *storage.AuditEvent) error {
+func (f *faultStore) RegisterActions(ctx context.Context, actions []storage.Action, max int, audit *storage.AuditEvent) error {
 	if err := f.failure("register actions"); err != nil {
 		return err
 	}
-	return f.Store.RegisterActions(ctx, actions, audit)
+	return f.Store.RegisterActions(ctx, actions, max, audit)
 }
 
 func (f *faultStore) PruneAuditEvents(ctx context.Context, before time.Time) (int, error) {

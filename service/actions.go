@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
@@ -50,17 +48,12 @@ func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterAct
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
-	s.catalogWrites.Lock()
-	defer s.catalogWrites.Unlock()
-	if err := s.checkCatalogRoom(ctx, actions); err != nil {
-		return nil, s.toStatus(ctx, "RegisterActions", err)
-	}
 	ev := auditEvent(caller, storage.AuditRegisterActions, s.now().UTC())
 	for _, a := range actions {
 		ev.Fields = append(ev.Fields, a.ID)
 	}
 	boundAudit(ev)
-	if err := s.store.RegisterActions(ctx, actions, ev); err != nil {
+	if err := s.store.RegisterActions(ctx, actions, s.maxActions, ev); err != nil {
 		return nil, s.toStatus(ctx, "RegisterActions", err)
 	}
 	resp := &tokendv1.RegisterActionsResponse{Actions: make([]*tokendv1.Action, len(actions))}
@@ -68,32 +61,6 @@ func (s *Service) RegisterActions(ctx context.Context, req *tokendv1.RegisterAct
 		resp.Actions[i] = actionView(a)
 	}
 	return resp, nil
-}
-
-// checkCatalogRoom refuses, with FailedPrecondition, a registration that
-// would grow the API catalog past its bound. Actions already registered do
-// not count: registering them again only updates their descriptions.
-func (s *Service) checkCatalogRoom(ctx context.Context, actions []storage.Action) error {
-	catalog, err := s.store.ListActions(ctx)
-	if err != nil {
-		return err
-	}
-	known := make(map[string]bool, len(catalog))
-	for _, a := range catalog {
-		known[a.ID] = true
-	}
-	added := 0
-	for _, a := range actions {
-		if !known[a.ID] {
-			added++
-		}
-	}
-	if len(catalog)+added > s.maxActions {
-		return status.Errorf(codes.FailedPrecondition,
-			"the action catalog is full: it holds %d actions of at most %d, and this call would add %d new ones (the server's -max-actions sets the bound)",
-			len(catalog), s.maxActions, added)
-	}
-	return nil
 }
 
 // ListActions implements tokendv1.TokenServiceServer. The catalog is paged

@@ -87,6 +87,18 @@ func (s *Service) toStatus(ctx context.Context, op string, err error) error {
 			st = d
 		}
 		return st.Err()
+	case errors.Is(err, storage.ErrLastOwner):
+		if lo := (*lastOwnerError)(nil); errors.As(err, &lo) {
+			return status.Error(codes.FailedPrecondition, lo.reason())
+		}
+		return status.Error(codes.FailedPrecondition, "the write would leave no unlimited full-access admin token, and nobody able to administer tokend; create another such token first (offline: tokend recover-root)")
+	case errors.Is(err, storage.ErrCatalogFull):
+		if cf := (*storage.CatalogFullError)(nil); errors.As(err, &cf) {
+			return status.Errorf(codes.FailedPrecondition,
+				"the action catalog is full: it holds %d actions of at most %d, and this call would add %d new ones (the server's -max-actions sets the bound)",
+				cf.Held, cf.Max, cf.Added)
+		}
+		return status.Error(codes.FailedPrecondition, "the action catalog is full (the server's -max-actions sets the bound)")
 	case errors.Is(err, storage.ErrBadCursor):
 		return invalidField("page_token", "is not a page token of this listing")
 	case errors.Is(err, storage.ErrUnavailable):

@@ -1,7 +1,7 @@
 package service
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,25 +22,18 @@ import (
 //     later than the caller's own credential (an unlimited caller is
 //     unlimited). Otherwise a limited admin could mint, or take over, a
 //     stronger or longer-lived credential. API tokens are not capped.
-//   - The last owner: the store always keeps an unlimited full-access admin
-//     token (an owner). A write that would delete the last one, downgrade its
-//     type or give it an expiry is refused: nobody could administer tokend
-//     afterwards.
+//   - The last owner: the store always keeps an owner (storage.Token.IsOwner:
+//     an unlimited full-access admin token). The store itself refuses a write
+//     that would delete the last one, downgrade its type or give it an expiry
+//     (storage.ErrLastOwner), inside the write's transaction, so replicas
+//     sharing a store cannot together remove every owner; the guard only
+//     remembers what the write would have done to the owner, to explain the
+//     refusal (see explain).
 type guard struct {
 	caller *entry // nil for offline writes (recovery), which the ceiling does not bind
-	// otherOwner reports that an owner other than the target exists. It is
-	// only read when the write takes an owner away, and is computed under
-	// Service.adminWrites, which every write to an existing admin token
-	// holds, so no write of this process can make it stale before the
-	// write commits. Replicas sharing an etcd store do not share that lock:
-	// two of them each taking away a different owner at the same moment can
-	// both pass (tokend recover-root then mints a new owner).
-	otherOwner bool
-}
-
-// isOwner reports whether t is an unlimited full-access admin token.
-func isOwner(t *storage.Token) bool {
-	return t.Kind == storage.KindAdmin && t.Type == storage.TypeFullAccess && t.Lifespan == 0 && t.ExpireTime.IsZero()
+	// ownerLoss describes how the last write checked takes an owner away
+	// ("deleting it"), with the owner's name; empty when it does not.
+	ownerLoss, ownerName string
 }
 
 // may applies the ceiling to one state of a token. It returns
@@ -76,9 +69,9 @@ func (g *guard) may(t *storage.Token) error {
 	return nil
 }
 
-// check applies every rule to a write that turns before into after; before
+// check applies the ceiling to a write that turns before into after; before
 // is nil for a creation, after nil for a deletion. It returns
-// PermissionDenied for the ceiling and FailedPrecondition for the last owner.
+// PermissionDenied, and notes whether the write takes an owner away.
 func (g *guard) check(before, after *storage.Token) error {
 	if err := g.may(before); err != nil {
 		return err
@@ -86,59 +79,44 @@ func (g *guard) check(before, after *storage.Token) error {
 	if err := g.may(after); err != nil {
 		return err
 	}
-	if before == nil || !isOwner(before) || g.otherOwner {
+	g.ownerLoss, g.ownerName = "", ""
+	if before == nil || !before.IsOwner() {
 		return nil
 	}
-	var what string
 	switch {
 	case after == nil:
-		what = "deleting it"
+		g.ownerLoss = "deleting it"
 	case after.Type != storage.TypeFullAccess:
-		what = "changing its type"
-	case !isOwner(after):
-		what = "giving it an expiry"
-	default:
-		return nil
+		g.ownerLoss = "changing its type"
+	case !after.IsOwner():
+		g.ownerLoss = "giving it an expiry"
 	}
-	return status.Errorf(codes.FailedPrecondition,
-		"%q is the last unlimited full-access admin token: %s would leave nobody able to administer tokend; create another such token first (offline: tokend recover-root)",
-		before.Name, what)
+	g.ownerName = before.Name
+	return nil
 }
 
-// guardFor returns the guard of a write by caller to target as read before
-// the write. For an existing admin token it takes Service.adminWrites, so
-// that this process's writes to admin tokens commit one at a time and the
-// last-owner count stays true until the write commits (see guard.otherOwner
-// for replicas); release must be called when the write is done.
-func (s *Service) guardFor(ctx context.Context, caller *entry, target *storage.Token) (g *guard, release func(), err error) {
-	g = &guard{caller: caller}
-	if target == nil || target.Kind != storage.KindAdmin {
-		return g, func() {}, nil
+// explain returns err, the error of a write checked by g, with what the
+// write would have done to the owner attached when the store refused it
+// for taking the last owner away (see lastOwnerError).
+func (g *guard) explain(err error) error {
+	if g.ownerLoss == "" || !errors.Is(err, storage.ErrLastOwner) {
+		return err
 	}
-	s.adminWrites.Lock()
-	if g.otherOwner, err = s.ownerOtherThan(ctx, target.ID); err != nil {
-		s.adminWrites.Unlock()
-		return nil, nil, err
-	}
-	return g, s.adminWrites.Unlock, nil
+	return &lastOwnerError{name: g.ownerName, loss: g.ownerLoss, err: err}
 }
 
-// ownerOtherThan reports whether an owner other than the token id exists.
-func (s *Service) ownerOtherThan(ctx context.Context, id string) (bool, error) {
-	q := storage.ListQuery{Kind: storage.KindAdmin, Type: storage.TypeFullAccess, Limit: maxPageSize}
-	for {
-		page, err := s.store.ListTokens(ctx, q)
-		if err != nil {
-			return false, fmt.Errorf("count owners: %w", err)
-		}
-		for _, t := range page.Tokens {
-			if t.ID != id && isOwner(t) {
-				return true, nil
-			}
-		}
-		if page.Next == "" {
-			return false, nil
-		}
-		q.After = page.Next
-	}
+// lastOwnerError is a storage.ErrLastOwner refusal with what the caller
+// tried; toStatus words it for the caller.
+type lastOwnerError struct {
+	name, loss string
+	err        error
+}
+
+func (e *lastOwnerError) Error() string { return e.err.Error() }
+func (e *lastOwnerError) Unwrap() error { return e.err }
+
+// reason is the refusal as the caller reads it.
+func (e *lastOwnerError) reason() string {
+	return fmt.Sprintf("%q is the last unlimited full-access admin token: %s would leave nobody able to administer tokend; create another such token first (offline: tokend recover-root)",
+		e.name, e.loss)
 }

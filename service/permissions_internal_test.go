@@ -1,6 +1,8 @@
 package service
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -202,25 +204,32 @@ func TestGuardLastOwner(t *testing.T) {
 	renamed := owner.Clone()
 	renamed.Name = "Root 2"
 	root := &entry{grant: grant{typ: storage.TypeFullAccess}}
+	// The store refuses the write; the guard words the refusal.
+	refused := fmt.Errorf("update token: token \"x\": %w", storage.ErrLastOwner)
 	for _, c := range []struct {
 		name  string
 		after *storage.Token
-		ok    bool
+		loss  string // "" when the write keeps the owner
 	}{
-		{"Delete", nil, false},
-		{"Downgrade", downgraded, false},
-		{"Expiry", expiring, false},
-		{"Rename", renamed, true},
+		{"Delete", nil, "deleting it"},
+		{"Downgrade", downgraded, "changing its type"},
+		{"Expiry", expiring, "giving it an expiry"},
+		{"Rename", renamed, ""},
 	} {
-		err := (&guard{caller: root}).check(owner, c.after)
-		if (err == nil) != c.ok {
-			t.Errorf("%s: check = %v, want ok %v", c.name, err, c.ok)
+		g := &guard{caller: root}
+		if err := g.check(owner, c.after); err != nil {
+			t.Fatalf("%s: check = %v; the store, not the guard, refuses taking the last owner away", c.name, err)
 		}
-		if err != nil && (status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "last unlimited full-access admin token")) {
-			t.Errorf("%s: %v, want FailedPrecondition saying it is the last owner", c.name, err)
+		err := (&Service{}).toStatus(context.Background(), "test", g.explain(refused))
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("%s: %v, want FailedPrecondition", c.name, err)
 		}
-		if err := (&guard{caller: root, otherOwner: true}).check(owner, c.after); err != nil {
-			t.Errorf("%s with another owner: %v", c.name, err)
+		msg := status.Convert(err).Message()
+		if !strings.Contains(msg, "last unlimited full-access admin token") && !strings.Contains(msg, "no unlimited full-access admin token") {
+			t.Errorf("%s: %q does not say the write would take away the last owner", c.name, msg)
+		}
+		if c.loss != "" && (!strings.Contains(msg, c.loss) || !strings.Contains(msg, `"Root"`)) {
+			t.Errorf("%s: %q does not name the token and say %q", c.name, msg, c.loss)
 		}
 	}
 }

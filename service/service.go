@@ -93,15 +93,9 @@ type Service struct {
 
 	stopFeed context.CancelFunc
 	flushMu  sync.Mutex // one flush at a time
-	// adminWrites makes writes to existing admin tokens commit one at a
-	// time (see guardFor).
-	adminWrites sync.Mutex
-	// catalogWrites makes this process's registrations commit one at a
-	// time, so the catalog size counted before one still holds when it
-	// commits (replicas sharing a store may together pass the bound by
-	// what they register at the same moment).
-	catalogWrites sync.Mutex
-	maxActions    int
+	// maxActions bounds the API action catalog; the store enforces it
+	// (storage.Store.RegisterActions).
+	maxActions int
 
 	// feed is the store's freshness when it can fall behind, else nil;
 	// maxStale is Config.MaxStaleness in nanoseconds (0: never stale).

@@ -86,9 +86,9 @@ func (c *countingStore) TouchLastUsed(ctx context.Context, used map[string]time.
 	return c.Store.TouchLastUsed(ctx, used)
 }
 
-func (c *countingStore) RegisterActions(ctx context.Context, actions []storage.Action, audit *storage.AuditEvent) error {
+func (c *countingStore) RegisterActions(ctx context.Context, actions []storage.Action, max int, audit *storage.AuditEvent) error {
 	c.count("RegisterActions")
-	return c.Store.RegisterActions(ctx, actions, audit)
+	return c.Store.RegisterActions(ctx, actions, max, audit)
 }
 
 func (c *countingStore) Bootstrap(ctx context.Context, tokens []*storage.Token, audit *storage.AuditEvent) (bool, error) {

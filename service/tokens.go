@@ -296,11 +296,10 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 	if err != nil {
 		return nil, err
 	}
-	current, g, release, err := s.guardTarget(ctx, caller, u.id)
+	current, g, err := s.guardTarget(ctx, caller, u.id)
 	if err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
-	defer release()
 	if err := s.validateUpdate(ctx, u, current); err != nil {
 		return nil, s.toStatus(ctx, "UpdateToken", err)
 	}
@@ -328,7 +327,7 @@ func (s *Service) UpdateToken(ctx context.Context, req *tokendv1.UpdateTokenRequ
 		return nil
 	}, ev)
 	if err != nil {
-		return nil, s.toStatus(ctx, "UpdateToken", err)
+		return nil, s.toStatus(ctx, "UpdateToken", g.explain(err))
 	}
 	return &tokendv1.UpdateTokenResponse{Token: s.view(updated)}, nil
 }
@@ -457,40 +456,34 @@ func (s *Service) DeleteToken(ctx context.Context, req *tokendv1.DeleteTokenRequ
 	if req.GetId() == "" {
 		return nil, invalidField("id", "is required")
 	}
-	target, g, release, err := s.guardTarget(ctx, caller, req.GetId())
+	target, g, err := s.guardTarget(ctx, caller, req.GetId())
 	if err != nil {
 		return nil, s.toStatus(ctx, "DeleteToken", err)
 	}
-	defer release()
 	ev := auditEvent(caller, storage.AuditDeleteToken, s.now().UTC())
 	ev.TargetID, ev.TargetName = target.ID, target.Name
 	// The guard is applied again to the token as it is when deleted: it
 	// may have gained permissions since the read above.
 	check := func(t *storage.Token) error { return g.check(t, nil) }
 	if err := s.store.DeleteToken(ctx, req.GetId(), check, ev); err != nil {
-		return nil, s.toStatus(ctx, "DeleteToken", err)
+		return nil, s.toStatus(ctx, "DeleteToken", g.explain(err))
 	}
 	return &tokendv1.DeleteTokenResponse{}, nil
 }
 
 // guardTarget reads the token a write changes and returns it with the
 // write's guard, after applying the ceiling to it as read; UpdateToken,
-// DeleteToken and RegenerateToken start with it. release must be called when
-// the write is done (also on error it is safe to call).
-func (s *Service) guardTarget(ctx context.Context, caller *entry, id string) (*storage.Token, *guard, func(), error) {
+// DeleteToken and RegenerateToken start with it.
+func (s *Service) guardTarget(ctx context.Context, caller *entry, id string) (*storage.Token, *guard, error) {
 	t, err := s.store.GetToken(ctx, id)
 	if err != nil {
-		return nil, nil, func() {}, err
+		return nil, nil, err
 	}
-	g, release, err := s.guardFor(ctx, caller, t)
-	if err != nil {
-		return nil, nil, func() {}, err
-	}
+	g := &guard{caller: caller}
 	if err := g.may(t); err != nil {
-		release()
-		return nil, nil, func() {}, err
+		return nil, nil, err
 	}
-	return t, g, release, nil
+	return t, g, nil
 }
 
 // dropEndedGrace forgets a previous secret whose grace period is over.
@@ -516,11 +509,10 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 		}
 		grace = g.AsDuration()
 	}
-	_, g, release, err := s.guardTarget(ctx, caller, req.GetId())
+	_, g, err := s.guardTarget(ctx, caller, req.GetId())
 	if err != nil {
 		return nil, s.toStatus(ctx, "RegenerateToken", err)
 	}
-	defer release()
 	// The secret is drawn on the first call of the modify function and
 	// kept, so a retried transaction stores the same one the caller
 	// receives.
@@ -566,7 +558,7 @@ func (s *Service) RegenerateToken(ctx context.Context, req *tokendv1.RegenerateT
 		return nil
 	}, ev)
 	if err != nil {
-		return nil, s.toStatus(ctx, "RegenerateToken", err)
+		return nil, s.toStatus(ctx, "RegenerateToken", g.explain(err))
 	}
 	return &tokendv1.RegenerateTokenResponse{Token: s.view(updated), Secret: secret}, nil
 }

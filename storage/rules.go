@@ -21,6 +21,14 @@ func (q ListQuery) Matches(t *Token) bool {
 	return true
 }
 
+// IsOwner reports whether t is an owner: an unlimited full-access admin
+// token (no lifespan, no expiry). A store always keeps one once it has one:
+// without an owner nobody could administer tokend, so every backend refuses
+// a write that would remove the last (ErrLastOwner).
+func (t *Token) IsOwner() bool {
+	return t.Kind == KindAdmin && t.Type == TypeFullAccess && t.Lifespan == 0 && t.ExpireTime.IsZero()
+}
+
 // CheckKeys returns an error if t cannot be stored under its keys: it
 // needs an id, a name and a secret hash, and a previous hash other than the
 // current one (one index entry cannot stand for both: deleting one would

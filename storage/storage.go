@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/text/cases"
@@ -36,7 +37,30 @@ var (
 	// ErrKeyCheckMismatch: RecordKeyCheck found a different check already
 	// recorded under the same key id.
 	ErrKeyCheckMismatch = errors.New("storage: a different key check is recorded under this key id")
+	// ErrLastOwner: the write would delete the last owner (see
+	// Token.IsOwner), or make it no longer one. Every backend refuses it
+	// inside the write's transaction, so replicas sharing a store cannot
+	// together remove every owner.
+	ErrLastOwner = errors.New("storage: the last owner cannot be removed")
+	// ErrCatalogFull: RegisterActions would grow the action catalog past
+	// the bound it was given. The error is a *CatalogFullError.
+	ErrCatalogFull = errors.New("storage: the action catalog is full")
 )
+
+// CatalogFullError is the error RegisterActions returns when the catalog
+// has no room for the new actions; it matches ErrCatalogFull.
+type CatalogFullError struct {
+	Held  int // actions in the catalog
+	Max   int // the bound RegisterActions was given
+	Added int // actions the refused call would have added
+}
+
+func (e *CatalogFullError) Error() string {
+	return fmt.Sprintf("%v: it holds %d actions of at most %d, and the call would add %d", ErrCatalogFull, e.Held, e.Max, e.Added)
+}
+
+// Unwrap makes errors.Is(err, ErrCatalogFull) hold.
+func (e *CatalogFullError) Unwrap() error { return ErrCatalogFull }
 
 // KeyCheck lets a store recognise the hash keys its secrets were hashed under
 // without ever holding a key: KeyID is a short id derived from the key, Check a
@@ -223,7 +247,9 @@ type Store interface {
 	// conflict), so it must only compute from its argument. If modify returns
 	// an error nothing is stored and that error is returned as is. The ID and
 	// CreateTime cannot be changed. Returns ErrNotFound, ErrNameTaken or
-	// ErrHashTaken (nothing stored) when the new name or hash is in use.
+	// ErrHashTaken (nothing stored) when the new name or hash is in use, and
+	// ErrLastOwner (nothing stored) when the token was an owner, is no longer
+	// one, and no other owner exists when the write commits.
 	UpdateToken(ctx context.Context, id string, modify func(*Token) error, audit *AuditEvent) (*Token, error)
 
 	// DeleteToken removes the token, its name and its hashes in one
@@ -250,7 +276,12 @@ type Store interface {
 
 	// RegisterActions adds the actions to the catalog, or updates the
 	// description of those already there (RegisterTime is kept). Idempotent.
-	RegisterActions(ctx context.Context, actions []Action, audit *AuditEvent) error
+	// The catalog never holds more than max actions: a call that would add
+	// actions past it returns a *CatalogFullError (ErrCatalogFull), judged
+	// against the catalog as it is when the call commits, so replicas
+	// registering at once cannot together pass it. Actions already there
+	// do not count as added.
+	RegisterActions(ctx context.Context, actions []Action, max int, audit *AuditEvent) error
 
 	// ListActions returns the whole catalog ordered by id.
 	ListActions(ctx context.Context) ([]Action, error)

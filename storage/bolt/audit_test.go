@@ -152,7 +152,7 @@ func TestAuditEventIDs(t *testing.T) {
 	}
 	record := func() (string, error) {
 		ev := &storage.AuditEvent{Operation: storage.AuditRegisterActions}
-		err := s.RegisterActions(ctx, []storage.Action{{ID: "api::a.a.find"}}, ev)
+		err := s.RegisterActions(ctx, []storage.Action{{ID: "api::a.a.find"}}, 1000, ev)
 		return ev.ID, err
 	}
 	format := regexp.MustCompile(`^[0-9a-f]{16}$`)

@@ -99,7 +99,7 @@ func TestOpenPersistsAcrossReopen(t *testing.T) {
 		t.Fatalf("Bootstrap = %v, %v", did, err)
 	}
 	actions := []storage.Action{{ID: "api::a.a.find", Description: "find a"}, {ID: "api::b.b.find", Description: "find b"}}
-	if err := s.RegisterActions(ctx, actions, nil); err != nil {
+	if err := s.RegisterActions(ctx, actions, storagetest.AnyCatalog, nil); err != nil {
 		t.Fatal(err)
 	}
 	lastUsed := tok.LastUsedTime.Add(time.Hour)

@@ -310,6 +310,8 @@ func (s *Store) GetToken(ctx context.Context, id string) (*storage.Token, error)
 // name or a new secret hash belongs to another token, or when
 // PreviousSecretHash equals SecretHash; a change of case of the token's own
 // name is allowed, and so is moving the current hash to PreviousSecretHash.
+// Returns an error wrapping storage.ErrLastOwner (nothing stored) when the
+// token is the only owner and would no longer be one.
 func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage.Token) error, audit *storage.AuditEvent) (*storage.Token, error) {
 	var (
 		stored    *storage.Token
@@ -326,6 +328,9 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 			return nil, false, err
 		}
 		t.ID, t.CreateTime = old.ID, old.CreateTime
+		if err := keepOwner(tx, old, t); err != nil {
+			return nil, false, err
+		}
 		if stored, err = replaceToken(tx, old, t); err != nil {
 			return nil, false, err
 		}
@@ -343,7 +348,8 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 // DeleteToken removes the token and its indexes (both secret hashes) and
 // stores the audit event (if not nil) in one transaction, and sets audit.ID
 // once it has committed. Returns an error wrapping storage.ErrNotFound if
-// there is no such token.
+// there is no such token, and storage.ErrLastOwner (nothing deleted) if it
+// is the only owner.
 func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.Token) error, audit *storage.AuditEvent) error {
 	var checkErr error
 	err := s.update(ctx, "delete token", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
@@ -356,6 +362,9 @@ func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.
 				checkErr = err
 				return nil, false, err
 			}
+		}
+		if err := keepOwner(tx, old, nil); err != nil {
+			return nil, false, err
 		}
 		if err := deleteToken(tx, old); err != nil {
 			return nil, false, err
@@ -436,15 +445,30 @@ func (s *Store) Bootstrap(ctx context.Context, tokens []*storage.Token, audit *s
 // stores the audit event (if not nil), in one transaction; it sets audit.ID
 // once that has committed. The event is stored whenever the call succeeds,
 // even if every action was already registered as given. Action ids must not
-// be empty.
-func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, audit *storage.AuditEvent) error {
+// be empty. Returns a *storage.CatalogFullError (nothing stored) if the
+// catalog would hold more than max actions.
+func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, max int, audit *storage.AuditEvent) error {
 	return s.update(ctx, "register actions", audit, func(tx *bbolt.Tx) ([]storage.Change, bool, error) {
 		b := tx.Bucket(bucketActions)
-		now := s.now()
+		held := 0
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			held++
+		}
+		added := make(map[string]bool)
 		for _, a := range actions {
 			if a.ID == "" {
 				return nil, false, errors.New("empty action id")
 			}
+			if b.Get([]byte(a.ID)) == nil {
+				added[a.ID] = true
+			}
+		}
+		if held+len(added) > max {
+			return nil, false, &storage.CatalogFullError{Held: held, Max: max, Added: len(added)}
+		}
+		now := s.now()
+		for _, a := range actions {
 			key := []byte(a.ID)
 			a.RegisterTime = now
 			if v := b.Get(key); v != nil {
@@ -793,6 +817,31 @@ func replaceToken(tx *bbolt.Tx, old, t *storage.Token) (*storage.Token, error) {
 		return nil, err
 	}
 	return decodeToken(rec)
+}
+
+// keepOwner refuses, with storage.ErrLastOwner, a write that turns old into
+// t (nil for a deletion) when old is the only owner and t is not one. The
+// store has one writer, so what the scan finds holds until the write's
+// transaction commits. The scan reads every token, but only a write that
+// takes an owner away runs it.
+func keepOwner(tx *bbolt.Tx, old, t *storage.Token) error {
+	if !old.IsOwner() || (t != nil && t.IsOwner()) {
+		return nil
+	}
+	c := tx.Bucket(bucketTokens).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if string(k) == old.ID {
+			continue
+		}
+		other, err := decodeToken(v)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", k, err)
+		}
+		if other.IsOwner() {
+			return nil
+		}
+	}
+	return fmt.Errorf("token %q: %w", old.ID, storage.ErrLastOwner)
 }
 
 // deleteToken removes a stored token and its index entries.

@@ -21,11 +21,16 @@ const actionBatch = maxTxnOps - 2
 // transactions of up to 126 actions that commit only if none of their
 // actions changed since read (retried otherwise); the audit event (if not
 // nil) is stored with the last one, and audit.ID set once it has committed.
-// The event is stored whenever the call succeeds. A call that fails part
-// way may have registered its first actions; registering is idempotent, so
-// a retry completes it. Action ids must not be empty. Returns
-// storage.ErrUnavailable when etcd does not answer.
-func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, audit *storage.AuditEvent) error {
+// The event is stored whenever the call succeeds. A transaction that adds
+// actions also commits only if no action was added since the catalog was
+// counted, so the catalog never holds more than max actions however many
+// replicas register at once. A call that fails part way may have
+// registered its first actions; registering is idempotent, so a retry
+// completes it. Action ids must not be empty. Returns a
+// *storage.CatalogFullError when the catalog has no room for the new
+// actions (checked for the whole call before anything is written, and again
+// by each transaction), and storage.ErrUnavailable when etcd does not answer.
+func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, max int, audit *storage.AuditEvent) error {
 	const op = "register actions"
 	if err := s.check(ctx, op); err != nil {
 		return err
@@ -46,13 +51,16 @@ func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, a
 		byID[a.ID] = len(unique)
 		unique = append(unique, a)
 	}
+	if err := s.catalogRoom(ctx, op, unique, max); err != nil {
+		return err
+	}
 	for {
 		n := min(len(unique), actionBatch)
 		var ev *storage.AuditEvent
 		if n == len(unique) {
 			ev = audit
 		}
-		if err := s.registerBatch(ctx, op, unique[:n], ev); err != nil {
+		if err := s.registerBatch(ctx, op, unique[:n], max, ev); err != nil {
 			return err
 		}
 		unique = unique[n:]
@@ -62,45 +70,82 @@ func (s *Store) RegisterActions(ctx context.Context, actions []storage.Action, a
 	}
 }
 
-func (s *Store) registerBatch(ctx context.Context, op string, actions []storage.Action, audit *storage.AuditEvent) error {
+// catalogRoom returns a *storage.CatalogFullError if registering actions
+// would grow the catalog, as it is now, past max.
+func (s *Store) catalogRoom(ctx context.Context, op string, actions []storage.Action, max int) error {
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	prefix := s.key(dirActions)
+	resp, err := s.cli.Get(octx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return s.fail(octx, op, err)
+	}
+	known := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		known[strings.TrimPrefix(string(kv.Key), prefix)] = true
+	}
+	added := 0
+	for _, a := range actions {
+		if !known[a.ID] {
+			added++
+		}
+	}
+	if len(known)+added > max {
+		return fmt.Errorf("%s: %w", op, &storage.CatalogFullError{Held: len(known), Max: max, Added: added})
+	}
+	return nil
+}
+
+func (s *Store) registerBatch(ctx context.Context, op string, actions []storage.Action, max int, audit *storage.AuditEvent) error {
+	prefix := s.key(dirActions)
 	for range maxRetries {
-		reads := make([]clientv3.Op, len(actions))
-		for i, a := range actions {
-			reads[i] = clientv3.OpGet(s.key(dirActions + a.ID))
+		// The first read counts the catalog, at the revision of the others.
+		reads := []clientv3.Op{clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())}
+		for _, a := range actions {
+			reads = append(reads, clientv3.OpGet(s.key(dirActions+a.ID)))
+		}
+		resp, err := s.txn(ctx, op, nil, reads, nil)
+		if err != nil {
+			return err
 		}
 		var (
-			cmps []clientv3.Cmp
-			puts []clientv3.Op
+			cmps  []clientv3.Cmp
+			puts  []clientv3.Op
+			added int
 		)
-		if len(reads) > 0 {
-			resp, err := s.txn(ctx, op, nil, reads, nil)
-			if err != nil {
-				return err
-			}
-			now := s.now()
-			for i, a := range actions {
-				key := s.key(dirActions + a.ID)
-				a.RegisterTime = now
-				kvs := resp.Responses[i].GetResponseRange().Kvs
-				if len(kvs) == 0 {
-					cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-				} else {
-					old, err := decodeAction(a.ID, kvs[0].Value)
-					if err != nil {
-						return fmt.Errorf("%s: %w", op, err)
-					}
-					if old.Description == a.Description {
-						continue
-					}
-					a.RegisterTime = old.RegisterTime
-					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision))
-				}
-				rec, err := encodeAction(a)
+		now := s.now()
+		for i, a := range actions {
+			key := s.key(dirActions + a.ID)
+			a.RegisterTime = now
+			kvs := resp.Responses[1+i].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+				added++
+			} else {
+				old, err := decodeAction(a.ID, kvs[0].Value)
 				if err != nil {
 					return fmt.Errorf("%s: %w", op, err)
 				}
-				puts = append(puts, clientv3.OpPut(key, string(rec)))
+				if old.Description == a.Description {
+					continue
+				}
+				a.RegisterTime = old.RegisterTime
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision))
 			}
+			rec, err := encodeAction(a)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			puts = append(puts, clientv3.OpPut(key, string(rec)))
+		}
+		if added > 0 {
+			held := int(resp.Responses[0].GetResponseRange().Count)
+			if held+added > max {
+				return fmt.Errorf("%s: %w", op, &storage.CatalogFullError{Held: held, Max: max, Added: added})
+			}
+			// No action created since the count: a range compare, which
+			// holds for every key under the prefix.
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(prefix), "<", resp.Header.Revision+1).WithPrefix())
 		}
 		auditOps, err := s.auditOps(audit)
 		if err != nil {
@@ -109,7 +154,7 @@ func (s *Store) registerBatch(ctx context.Context, op string, actions []storage.
 		if len(puts) == 0 && len(auditOps) == 0 {
 			return nil
 		}
-		resp, err := s.txn(ctx, op, cmps, append(puts, auditOps...), nil)
+		resp, err = s.txn(ctx, op, cmps, append(puts, auditOps...), nil)
 		if err != nil {
 			return err
 		}

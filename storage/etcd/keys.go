@@ -32,6 +32,12 @@ const (
 	// dirCreated + createdKey(token) holds the id; in key order it lists
 	// tokens newest first.
 	dirCreated = "created/"
+	// dirOwners + id exists (empty) for every token that is an owner
+	// (storage.Token.IsOwner), written in the transaction that makes it
+	// one and deleted in the one that ends it. A write that takes an owner
+	// away commits only if another owner's key still exists, so replicas
+	// cannot together remove every owner.
+	dirOwners = "owners/"
 	// dirActions + action id holds the action's record.
 	dirActions = "actions/"
 	// dirAuditEvents + a random event key holds an audit event's record.
@@ -44,8 +50,13 @@ const (
 	dirAuditTargets = "audit/targets/"
 )
 
-// schemaVersion is the layout this package reads and writes.
-const schemaVersion = "1"
+// schemaVersion is the layout this package reads and writes. Version 2
+// added dirOwners; Open upgrades a version 1 prefix in place (see
+// upgradeOwners).
+const (
+	schemaVersion   = "2"
+	schemaVersionV1 = "1"
+)
 
 // createdKey returns the created-index key of a token: the bitwise
 // complement of its create time (unix nanoseconds with the sign bit flipped,

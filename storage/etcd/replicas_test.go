@@ -14,6 +14,7 @@ import (
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/etcd"
 	"github.com/tokend/tokend/storage/etcd/etcdtest"
+	"github.com/tokend/tokend/storage/storagetest"
 )
 
 var base = time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -123,6 +124,16 @@ func TestTwoReplicas(t *testing.T) {
 				t.Fatalf("round %d: %d creates of one name won, want 1", round, wins)
 			}
 		}
+	})
+
+	t.Run("OwnerRemovals", func(t *testing.T) {
+		// Each replica takes away a different owner of the only two at
+		// the same moment: one must be refused, on every round.
+		storagetest.OwnerRemovalRace(t, open(t, srv, "/owners/"), open(t, srv, "/owners/"))
+	})
+
+	t.Run("CatalogBound", func(t *testing.T) {
+		storagetest.CatalogRace(t, open(t, srv, "/catalog/"), open(t, srv, "/catalog/"))
 	})
 
 	t.Run("UpdatesRetryOnConflict", func(t *testing.T) {

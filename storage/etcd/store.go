@@ -140,31 +140,75 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// initSchema writes the schema version under a fresh prefix and checks the
-// version of a used one.
+// initSchema writes the schema version under a fresh prefix, checks the
+// version of a used one, and upgrades a version 1 prefix.
 func (s *Store) initSchema(ctx context.Context) error {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	const op = "schema version"
 	key := s.key(keySchemaVersion)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, schemaVersion)).
-		Else(clientv3.OpGet(key)).Commit()
+	for range maxRetries {
+		resp, err := s.txn(ctx, op, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+			[]clientv3.Op{clientv3.OpPut(key, schemaVersion)}, []clientv3.Op{clientv3.OpGet(key)})
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		var v string
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+			v = string(kvs[0].Value)
+		}
+		switch v {
+		case schemaVersion:
+			return nil
+		case schemaVersionV1:
+			if done, err := s.upgradeOwners(ctx); err != nil || done {
+				return err
+			}
+			// Tokens were written meanwhile, or another replica upgraded
+			// the prefix: look again.
+		default:
+			return fmt.Errorf("unsupported schema version %q (this build reads version %s; was it written by a newer tokend?)", v, schemaVersion)
+		}
+	}
+	return fmt.Errorf("%s: %w: gave up upgrading after %d conflicting writes", op, storage.ErrUnavailable, maxRetries)
+}
+
+// upgradeOwners upgrades a version 1 prefix to version 2: it writes the
+// owner index (dirOwners) from the tokens as read at one revision, and the
+// new version, in one transaction that commits only if the version is still
+// 1, no token was written since that revision and every owner found is
+// still there; it reports whether that transaction committed. A replica of
+// the previous version refuses the prefix once it is upgraded, so every
+// replica should be stopped before the first one of the new version
+// starts. If there are more owners than fit in one transaction only the
+// first are indexed: the index may miss owners (a write may then be
+// refused that could have been allowed), never list a token that is not one.
+func (s *Store) upgradeOwners(ctx context.Context) (bool, error) {
+	const op = "upgrade schema"
+	tokens, rev, err := s.snapshot(ctx)
 	if err != nil {
-		return s.fail(ctx, "schema version", err)
+		return false, err
 	}
-	if resp.Succeeded {
-		return nil
+	prefix, version := s.key(dirTokens), s.key(keySchemaVersion)
+	cmps := []clientv3.Cmp{
+		clientv3.Compare(clientv3.Value(version), "=", schemaVersionV1),
+		clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix(),
 	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 1 && string(kvs[0].Value) == schemaVersion {
-		return nil
+	ops := []clientv3.Op{clientv3.OpPut(version, schemaVersion)}
+	for _, t := range tokens {
+		if t.IsOwner() && len(cmps) < maxTxnOps {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.tokenKey(t.ID)), ">", 0))
+			ops = append(ops, clientv3.OpPut(s.ownerKey(t.ID), ""))
+		}
 	}
-	var v string
-	if len(kvs) == 1 {
-		v = string(kvs[0].Value)
+	resp, err := s.txn(ctx, op, cmps, ops, nil)
+	if err != nil || !resp.Succeeded {
+		return false, err
 	}
-	return fmt.Errorf("unsupported schema version %q (this build reads version %s; was it written by a newer tokend?)", v, schemaVersion)
+	s.log.InfoContext(ctx, "etcd: upgraded the prefix's key layout", slog.String("from", schemaVersionV1),
+		slog.String("to", schemaVersion), slog.Int("owners", len(ops)-1))
+	return true, nil
 }
 
 // Close ends every subscription and closes the connection. It returns

@@ -25,6 +25,27 @@ func (s *Store) tokenKey(id string) string { return s.key(dirTokens + id) }
 
 func (s *Store) nameKey(name string) string { return s.key(dirNames + storage.NameKey(name)) }
 
+func (s *Store) ownerKey(id string) string { return s.key(dirOwners + id) }
+
+// keepOwner returns the compare under which taking the owner id away
+// leaves another: that some other owner's key (see dirOwners) still exists
+// when the write commits. It returns an error wrapping storage.ErrLastOwner
+// when there is no other owner, or storage.ErrUnavailable.
+func (s *Store) keepOwner(ctx context.Context, op, id string) (clientv3.Cmp, error) {
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(octx, s.key(dirOwners), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(2))
+	if err != nil {
+		return clientv3.Cmp{}, s.fail(octx, op, err)
+	}
+	for _, kv := range resp.Kvs {
+		if string(kv.Key) != s.ownerKey(id) {
+			return clientv3.Compare(clientv3.CreateRevision(string(kv.Key)), ">", 0), nil
+		}
+	}
+	return clientv3.Cmp{}, fmt.Errorf("%s: token %q: %w", op, id, storage.ErrLastOwner)
+}
+
 // insert is what creating t adds to a transaction: compares that its id,
 // name and hashes are free, the puts of the record and its index entries,
 // and the reads that tell, when a compare fails, which one did.
@@ -63,6 +84,9 @@ func (s *Store) insertOps(t *storage.Token) (*insert, error) {
 		add(k, t.ID, storage.ErrHashTaken)
 	}
 	in.puts = append(in.puts, clientv3.OpPut(s.key(dirCreated+createdKey(t.CreateTime, t.ID)), t.ID))
+	if t.IsOwner() {
+		in.puts = append(in.puts, clientv3.OpPut(s.ownerKey(t.ID), ""))
+	}
 	return in, nil
 }
 
@@ -168,11 +192,13 @@ func (s *Store) GetToken(ctx context.Context, id string) (*storage.Token, error)
 // its index changes and the audit event (read after modify returns) in one
 // transaction that commits only if the token has not changed since it was
 // read and its new name and hashes are free; on a change by another writer
-// it reads again and calls modify again. It returns the stored token and
-// sets audit.ID once committed. An error from modify is returned as is,
-// with nothing stored. Changes to ID and CreateTime are ignored. Returns an
-// error wrapping storage.ErrNotFound, storage.ErrNameTaken or
-// storage.ErrHashTaken (nothing stored), or storage.ErrUnavailable.
+// it reads again and calls modify again. A write that makes an owner no
+// longer one also commits only if another owner is still one (see
+// dirOwners). It returns the stored token and sets audit.ID once committed.
+// An error from modify is returned as is, with nothing stored. Changes to
+// ID and CreateTime are ignored. Returns an error wrapping
+// storage.ErrNotFound, storage.ErrNameTaken, storage.ErrHashTaken or
+// storage.ErrLastOwner (nothing stored), or storage.ErrUnavailable.
 func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage.Token) error, audit *storage.AuditEvent) (*storage.Token, error) {
 	const op = "update token"
 	if err := s.check(ctx, op); err != nil {
@@ -227,6 +253,17 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 				free(k, storage.ErrHashTaken)
 			}
 		}
+		switch {
+		case old.IsOwner() && !t.IsOwner():
+			other, err := s.keepOwner(ctx, op, id)
+			if err != nil {
+				return nil, err
+			}
+			cmps = append(cmps, other)
+			ops = append(ops, clientv3.OpDelete(s.ownerKey(id)))
+		case !old.IsOwner() && t.IsOwner():
+			ops = append(ops, clientv3.OpPut(s.ownerKey(id), ""))
+		}
 		auditOps, err := s.auditOps(audit)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
@@ -241,10 +278,13 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 			return stored, nil
 		}
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && kvs[0].ModRevision == rev {
-			// The token is as read: a name or hash is taken.
-			return nil, fmt.Errorf("%s: token %q: %w", op, id, conflict(resp, 1, what))
+			if taken := conflict(resp, 1, what); taken != nil {
+				// The token is as read: a name or hash is taken.
+				return nil, fmt.Errorf("%s: token %q: %w", op, id, taken)
+			}
 		}
-		// Changed or deleted by another writer since it was read: again.
+		// Changed or deleted by another writer since it was read, or the
+		// other owner it relied on is no longer one: again.
 	}
 	return nil, fmt.Errorf("%s: token %q: %w: gave up after %d conflicting writes", op, id, storage.ErrUnavailable, maxRetries)
 }
@@ -261,9 +301,11 @@ func contains(keys []string, k string) bool {
 // DeleteToken removes the token and its index entries and stores the audit
 // event (if not nil) in one transaction that commits only if the token is
 // unchanged since check saw it; on a change by another writer it reads
-// again and calls check again. It sets audit.ID once committed. An error
-// from check is returned as is, with nothing deleted. Returns an error
-// wrapping storage.ErrNotFound, or storage.ErrUnavailable.
+// again and calls check again. Deleting an owner also commits only if
+// another owner is still one (see dirOwners). It sets audit.ID once
+// committed. An error from check is returned as is, with nothing deleted.
+// Returns an error wrapping storage.ErrNotFound or storage.ErrLastOwner
+// (nothing deleted), or storage.ErrUnavailable.
 func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.Token) error, audit *storage.AuditEvent) error {
 	const op = "delete token"
 	if err := s.check(ctx, op); err != nil {
@@ -288,11 +330,20 @@ func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.
 		for _, k := range s.hashKeys(old) {
 			ops = append(ops, clientv3.OpDelete(k))
 		}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(tokenKey), "=", rev)}
+		if old.IsOwner() {
+			other, err := s.keepOwner(ctx, op, id)
+			if err != nil {
+				return err
+			}
+			cmps = append(cmps, other)
+			ops = append(ops, clientv3.OpDelete(s.ownerKey(id)))
+		}
 		auditOps, err := s.auditOps(audit)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		resp, err := s.txn(ctx, op, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(tokenKey), "=", rev)}, append(ops, auditOps...), nil)
+		resp, err := s.txn(ctx, op, cmps, append(ops, auditOps...), nil)
 		if err != nil {
 			return err
 		}

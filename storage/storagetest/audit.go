@@ -145,12 +145,12 @@ func testAuditRecordedWithWrite(t *testing.T, s storage.Store) {
 			return s.DeleteToken(ctx, tok.ID, nil, ev)
 		}},
 		{"RegisterActions", event(storage.AuditRegisterActions, nil, 5, actions[0].ID, actions[1].ID), func(ev *storage.AuditEvent) error {
-			return s.RegisterActions(ctx, actions, ev)
+			return s.RegisterActions(ctx, actions, AnyCatalog, ev)
 		}},
 		// A successful call is recorded even when the catalog already
 		// held the actions as given.
 		{"RegisterActionsAgain", event(storage.AuditRegisterActions, nil, 6, actions[0].ID), func(ev *storage.AuditEvent) error {
-			return s.RegisterActions(ctx, actions[:1], ev)
+			return s.RegisterActions(ctx, actions[:1], AnyCatalog, ev)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +194,7 @@ func testAuditRecordedWithWrite(t *testing.T, s storage.Store) {
 		if err := s.DeleteToken(ctx, quiet.ID, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RegisterActions(ctx, actions, nil); err != nil {
+		if err := s.RegisterActions(ctx, actions, AnyCatalog, nil); err != nil {
 			t.Fatal(err)
 		}
 		if after := allEvents(t, s); !slices.Equal(eventIDs(after), eventIDs(before)) {
@@ -405,7 +405,7 @@ func auditTrail(t *testing.T, s storage.Store, n int, targets ...*storage.Token)
 		var err error
 		if target == nil {
 			ev.Operation = storage.AuditRegisterActions
-			err = s.RegisterActions(ctx, []storage.Action{{ID: fmt.Sprintf("api::x.x%d.find", i)}}, ev)
+			err = s.RegisterActions(ctx, []storage.Action{{ID: fmt.Sprintf("api::x.x%d.find", i)}}, AnyCatalog, ev)
 		} else {
 			_, err = s.UpdateToken(ctx, target.ID, func(t *storage.Token) error {
 				t.Description = fmt.Sprintf("change %d", i)

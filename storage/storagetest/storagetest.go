@@ -49,6 +49,11 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"BootstrapOnce", testBootstrapOnce},
 		{"BootstrapConflictStoresNothing", testBootstrapConflictStoresNothing},
 		{"RegisterActions", testRegisterActions},
+		{"CatalogCapped", testCatalogCapped},
+		{"ConcurrentCatalogGrowth", testConcurrentCatalogGrowth},
+		{"LastOwnerKept", testLastOwnerKept},
+		{"NoOwnerNoRule", testNoOwnerNoRule},
+		{"ConcurrentOwnerRemovals", testConcurrentOwnerRemovals},
 		{"SubscribeReplayThenChanges", testSubscribeReplayThenChanges},
 		{"SubscribeTwoSubscribers", testSubscribeTwoSubscribers},
 		{"SubscribeStopsOnCancel", testSubscribeStopsOnCancel},
@@ -1038,7 +1043,7 @@ func testRegisterActions(t *testing.T, s storage.Store) {
 	}
 	register := func(actions ...storage.Action) {
 		t.Helper()
-		if err := s.RegisterActions(ctx, actions, nil); err != nil {
+		if err := s.RegisterActions(ctx, actions, AnyCatalog, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1227,7 +1232,7 @@ func testClosed(t *testing.T, s storage.Store) {
 		{"ListTokens", func() error { _, err := s.ListTokens(ctx, storage.ListQuery{Limit: 1}); return err }},
 		{"TouchLastUsed", func() error { return s.TouchLastUsed(ctx, map[string]time.Time{tok.ID: base}) }},
 		{"Bootstrap", func() error { _, err := s.Bootstrap(ctx, nil, nil); return err }},
-		{"RegisterActions", func() error { return s.RegisterActions(ctx, []storage.Action{{ID: "a.b"}}, nil) }},
+		{"RegisterActions", func() error { return s.RegisterActions(ctx, []storage.Action{{ID: "a.b"}}, AnyCatalog, nil) }},
 		{"ListActions", func() error { _, err := s.ListActions(ctx); return err }},
 		{"ListAuditEvents", func() error { _, err := s.ListAuditEvents(ctx, storage.AuditQuery{Limit: 1}); return err }},
 		{"PruneAuditEvents", func() error { _, err := s.PruneAuditEvents(ctx, base); return err }},
