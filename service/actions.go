@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
 	"github.com/tokend/tokend/storage"
 )
