@@ -18,6 +18,16 @@
 // and their IDs come from the transaction's etcd revision, so ordering IDs
 // orders events by commit across replicas.
 //
+// The rules that span tokens hold across replicas the same way: a write
+// that takes an owner away commits only if another owner's index key still
+// exists, and a registration that grows the action catalog only if no
+// action was added since it counted the catalog.
+//
+// Reads scale with what they return: etcd counts every key to the end of a
+// range read with a limit, so listings read the short ranges between
+// fences (see dirFences) and the snapshot reads ranges it has counted to
+// be small, never the whole remaining index one limited page at a time.
+//
 // Failure: every call to etcd is bounded by Config.RequestTimeout and fails
 // with storage.ErrUnavailable when etcd does not answer, so a write either
 // commits or changes nothing. The feed survives outages by itself: a broken

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,47 +116,145 @@ func (s *Store) updateConfirmed() {
 	s.confirmed.Store(oldest)
 }
 
-// snapshotBatch is how many tokens one read of a snapshot fetches, so that
-// no response is larger than a few megabytes however many tokens there are.
-const snapshotBatch = 5000
+// snapshotBatch is about how many tokens one read of a snapshot fetches at
+// most, so that no response is larger than a few megabytes however many
+// tokens there are.
+const snapshotBatch int64 = 5000
 
 // snapshot reads every stored token at one revision and returns them with
 // that revision.
 func (s *Store) snapshot(ctx context.Context) ([]*storage.Token, int64, error) {
-	const op = "subscribe"
-	prefix := s.key(dirTokens)
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	from := prefix
 	var (
 		tokens []*storage.Token
 		rev    int64
 	)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(snapshotBatch)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	if err := s.snapshotUnder(ctx, s.key(dirTokens), snapshotBatch, &rev, &tokens); err != nil {
+		return nil, 0, err
+	}
+	return tokens, rev, nil
+}
+
+// snapshotUnder appends to tokens, in key order, every token whose key
+// starts with p, at the revision *rev (the current one if *rev is 0, which
+// it then sets), reading about batch tokens at most at a time. A range read with a limit makes the server count every key
+// to the range's end, so paging through all tokens that way would cost
+// each page the rest of them; instead it splits the keys under p by their
+// next byte into 256 ranges, counts each (one walk over the keys under p),
+// and reads runs of adjacent ranges whole, each run up to batch tokens; a range holding more than that is split again the same way.
+func (s *Store) snapshotUnder(ctx context.Context, p string, batch int64, rev *int64, tokens *[]*storage.Token) error {
+	const op = "subscribe"
+	type span struct{ lo, hi string }
+	spans := make([]span, 256)
+	for c := range spans {
+		// The first range starts at p itself, which is a key too.
+		lo, hi := p+string([]byte{byte(c)}), ""
+		if c == 0 {
+			lo = p
 		}
+		if c < 255 {
+			hi = p + string([]byte{byte(c + 1)})
+		} else {
+			hi = clientv3.GetPrefixRangeEnd(p)
+		}
+		spans[c] = span{lo, hi}
+	}
+	counts := make([]int64, 0, len(spans))
+	for chunk := range slices.Chunk(spans, maxTxnOps) {
+		reads := make([]clientv3.Op, len(chunk))
+		for i, sp := range chunk {
+			opts := []clientv3.OpOption{clientv3.WithRange(sp.hi), clientv3.WithCountOnly()}
+			if *rev != 0 {
+				opts = append(opts, clientv3.WithRev(*rev))
+			}
+			reads[i] = clientv3.OpGet(sp.lo, opts...)
+		}
+		resp, err := s.txn(ctx, op, nil, reads, nil)
+		if err != nil {
+			return err
+		}
+		if *rev == 0 {
+			*rev = resp.Header.Revision
+		}
+		for _, r := range resp.Responses {
+			counts = append(counts, r.GetResponseRange().Count)
+		}
+	}
+	read := func(lo, hi string) error {
 		octx, cancel := s.opContext(ctx)
-		resp, err := s.cli.Get(octx, from, opts...)
+		resp, err := s.cli.Get(octx, lo, clientv3.WithRange(hi), clientv3.WithRev(*rev))
 		cancel()
 		if err != nil {
-			return nil, 0, s.fail(octx, op, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
+			return s.fail(octx, op, err)
 		}
 		for _, kv := range resp.Kvs {
 			t, err := decodeToken(kv.Value)
 			if err != nil {
-				return nil, 0, fmt.Errorf("%s: %q: %w", op, kv.Key, err)
+				return fmt.Errorf("%s: %q: %w", op, kv.Key, err)
 			}
-			tokens = append(tokens, t)
+			*tokens = append(*tokens, t)
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return tokens, rev, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		return nil
 	}
+	var (
+		runLo string
+		runN  int64
+	)
+	flush := func(hi string) error {
+		if runN == 0 {
+			return nil
+		}
+		err := read(runLo, hi)
+		runN = 0
+		return err
+	}
+	for c, sp := range spans {
+		n := counts[c]
+		switch {
+		case n == 0:
+			continue
+		case n > batch:
+			if err := flush(sp.lo); err != nil {
+				return err
+			}
+			if c == 0 {
+				// The key p itself sorts before the keys under p+"\x00".
+				if err := read(p, p+"\x00"); err != nil {
+					return err
+				}
+			}
+			if err := s.snapshotUnder(ctx, p+string([]byte{byte(c)}), batch, rev, tokens); err != nil {
+				return err
+			}
+			continue
+		case runN+n > batch:
+			if err := flush(sp.lo); err != nil {
+				return err
+			}
+		}
+		if runN == 0 {
+			runLo = sp.lo
+		}
+		runN += n
+	}
+	return flush(spans[len(spans)-1].hi)
+}
+
+// CountTokens returns how many tokens are stored, counted by etcd without
+// sending them: a caller building an index of every token sizes it with
+// this before Subscribe. Returns storage.ErrUnavailable when etcd does not
+// answer.
+func (s *Store) CountTokens(ctx context.Context) (int, error) {
+	const op = "count tokens"
+	if err := s.check(ctx, op); err != nil {
+		return 0, err
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(octx, s.key(dirTokens), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.fail(octx, op, err)
+	}
+	return int(resp.Count), nil
 }
 
 // Subscribe reads every stored token at one etcd revision R and calls apply

@@ -19,9 +19,9 @@ type ImportStats struct {
 	Tokens, Actions, AuditEvents, KeyChecks int
 }
 
-// importBatch is how many tokens one Import transaction writes: up to six
-// keys each (record, name, two hashes, create time, owner).
-const importBatch = maxTxnOps / 6
+// importBatch is how many tokens one Import transaction writes: up to eight
+// keys each (record, name, two hashes, create time, owner, two fences).
+const importBatch = maxTxnOps / 8
 
 // Import copies everything src holds into this store's prefix, which must
 // be empty (only the schema version Open wrote): tokens with their hashes

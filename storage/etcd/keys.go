@@ -3,6 +3,7 @@ package etcd
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash/fnv"
 	"math"
 	"time"
 )
@@ -38,6 +39,16 @@ const (
 	// away commits only if another owner's key still exists, so replicas
 	// cannot together remove every owner.
 	dirOwners = "owners/"
+	// dirFences + dirNames or dirCreated + index key exists (empty) for
+	// the index keys under dirNames and dirCreated that isFence picks,
+	// about one in fenceEvery, written and deleted with the index entry.
+	// They split the listing orders into short ranges that ListTokens
+	// reads whole: a range read with a limit still counts every key to
+	// the range's end on the server, so paging through the whole index
+	// one limited read at a time would cost each page the rest of the
+	// index. The fences are only split points: one missing or left over
+	// changes how much a read covers, never what a listing returns.
+	dirFences = "fences/"
 	// dirActions + action id holds the action's record.
 	dirActions = "actions/"
 	// dirAuditEvents + a random event key holds an audit event's record.
@@ -51,8 +62,8 @@ const (
 )
 
 // schemaVersion is the layout this package reads and writes. Version 2
-// added dirOwners; Open upgrades a version 1 prefix in place (see
-// upgradeOwners).
+// added dirOwners and dirFences; Open upgrades a version 1 prefix in place
+// (see upgradeV1).
 const (
 	schemaVersion   = "2"
 	schemaVersionV1 = "1"
@@ -89,4 +100,16 @@ func auditID(rev int64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(rev))
 	return hex.EncodeToString(b[:])
+}
+
+// fenceEvery is how many index keys there are, on average, per fence.
+const fenceEvery = 64
+
+// isFence reports whether the index key k (under dirNames or dirCreated,
+// without the directory) has a fence. It depends on k alone, so every
+// replica agrees on it without reading anything.
+func isFence(k string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(k))
+	return h.Sum64()%fenceEvery == 0
 }

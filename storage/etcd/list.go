@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokend/tokend/storage"
@@ -52,7 +53,6 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 		return nil, fmt.Errorf("%s: unknown order %d", op, q.Order)
 	}
 	from := s.key(dir)
-	end := clientv3.GetPrefixRangeEnd(from)
 	if q.After != "" {
 		b, err := base64.RawURLEncoding.DecodeString(q.After)
 		if err != nil || len(b) < 2 || b[0] != marker {
@@ -66,31 +66,22 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 	var rev int64 // the revision every read of this page is made at
 	last := ""    // index key (under dir) of the last token on the page
 	for {
-		octx, cancel := s.opContext(ctx)
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listBatch)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		idx, err := s.cli.Get(octx, from, opts...)
-		cancel()
+		entries, more, err := s.indexBatch(ctx, op, dir, from, &rev)
 		if err != nil {
-			return nil, s.fail(octx, op, err)
+			return nil, err
 		}
-		if rev == 0 {
-			rev = idx.Header.Revision
-		}
-		if len(idx.Kvs) == 0 {
+		if len(entries) == 0 {
 			return page, nil
 		}
-		reads := make([]clientv3.Op, len(idx.Kvs))
-		for i, kv := range idx.Kvs {
+		reads := make([]clientv3.Op, len(entries))
+		for i, kv := range entries {
 			reads[i] = clientv3.OpGet(s.tokenKey(string(kv.Value)), clientv3.WithRev(rev))
 		}
 		resp, err := s.txn(ctx, op, nil, reads, nil)
 		if err != nil {
 			return nil, err
 		}
-		for i, kv := range idx.Kvs {
+		for i, kv := range entries {
 			kvs := resp.Responses[i].GetResponseRange().Kvs
 			if len(kvs) == 0 {
 				return nil, fmt.Errorf("%s: %w: index entry %q for missing token %q", op, storage.ErrCorrupt, kv.Key, kv.Value)
@@ -109,9 +100,76 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 			page.Tokens = append(page.Tokens, t)
 			last = strings.TrimPrefix(string(kv.Key), s.key(dir))
 		}
-		if !idx.More {
+		if !more {
 			return page, nil
 		}
-		from = string(idx.Kvs[len(idx.Kvs)-1].Key) + "\x00"
+		from = string(entries[len(entries)-1].Key) + "\x00"
+	}
+}
+
+// fenceBatch is how many fences indexBatch reads at a time: split points
+// for about fenceBatch*fenceEvery index entries, a few pages' worth.
+const fenceBatch = 8
+
+// indexBatch returns the entries of the index dir from the key from
+// (inclusive), up to listBatch of them, at the revision
+// *rev (at the current one if *rev is 0, which it then sets), and whether
+// entries may follow. It returns at most listBatch entries. It reads the fences after from (see dirFences) and
+// then the ranges between them, each whole, in one transaction: the server
+// walks the fences to the index's end, one key in fenceEvery, and of the
+// index only the entries it returns (and the rest of the last range).
+func (s *Store) indexBatch(ctx context.Context, op, dir, from string, rev *int64) ([]*mvccpb.KeyValue, bool, error) {
+	base, fences := s.key(dir), s.key(dirFences+dir)
+	end := clientv3.GetPrefixRangeEnd(base)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(fences)), clientv3.WithLimit(fenceBatch), clientv3.WithKeysOnly()}
+		if *rev != 0 {
+			opts = append(opts, clientv3.WithRev(*rev))
+		}
+		octx, cancel := s.opContext(ctx)
+		// The first fence after from: a fence at from itself splits nothing.
+		fresp, err := s.cli.Get(octx, fences+strings.TrimPrefix(from, base)+"\x00", opts...)
+		cancel()
+		if err != nil {
+			return nil, false, s.fail(octx, op, err)
+		}
+		if *rev == 0 {
+			*rev = fresp.Header.Revision
+		}
+		bounds := make([]string, 0, len(fresp.Kvs)+1)
+		for _, kv := range fresp.Kvs {
+			bounds = append(bounds, base+strings.TrimPrefix(string(kv.Key), fences))
+		}
+		if !fresp.More {
+			bounds = append(bounds, end)
+		}
+		reads := make([]clientv3.Op, 0, len(bounds))
+		lo := from
+		for _, hi := range bounds {
+			if hi > lo {
+				reads = append(reads, clientv3.OpGet(lo, clientv3.WithRange(hi), clientv3.WithRev(*rev), clientv3.WithLimit(listBatch)))
+			}
+			lo = hi
+		}
+		resp, err := s.txn(ctx, op, nil, reads, nil)
+		if err != nil {
+			return nil, false, err
+		}
+		var entries []*mvccpb.KeyValue
+		for _, r := range resp.Responses {
+			rr := r.GetResponseRange()
+			entries = append(entries, rr.Kvs...)
+			if rr.More || len(entries) >= listBatch {
+				// A range cut short, or enough: the caller goes on after
+				// the last entry returned.
+				return entries[:min(len(entries), listBatch)], true, nil
+			}
+		}
+		if len(entries) > 0 || !fresp.More {
+			return entries, fresp.More, nil
+		}
+		// Only fences without entries between them (fences of a prefix
+		// upgraded while another replica wrote): on from the last.
+		from = lo
 	}
 }

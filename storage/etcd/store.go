@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func (s *Store) initSchema(ctx context.Context) error {
 		case schemaVersion:
 			return nil
 		case schemaVersionV1:
-			if done, err := s.upgradeOwners(ctx); err != nil || done {
+			if done, err := s.upgradeV1(ctx); err != nil || done {
 				return err
 			}
 			// Tokens were written meanwhile, or another replica upgraded
@@ -174,21 +175,33 @@ func (s *Store) initSchema(ctx context.Context) error {
 	return fmt.Errorf("%s: %w: gave up upgrading after %d conflicting writes", op, storage.ErrUnavailable, maxRetries)
 }
 
-// upgradeOwners upgrades a version 1 prefix to version 2: it writes the
-// owner index (dirOwners) from the tokens as read at one revision, and the
-// new version, in one transaction that commits only if the version is still
-// 1, no token was written since that revision and every owner found is
-// still there; it reports whether that transaction committed. A replica of
+// upgradeV1 upgrades a version 1 prefix to version 2 from the tokens as
+// read at one revision: it writes their fences (dirFences), then the owner
+// index (dirOwners) and the new version in one transaction that commits
+// only if the version is still 1, no token was written since that revision
+// and every owner found is still there; it reports whether that
+// transaction committed. Fences written for a token changed meanwhile are
+// harmless (see dirFences). A replica of
 // the previous version refuses the prefix once it is upgraded, so every
 // replica should be stopped before the first one of the new version
 // starts. If there are more owners than fit in one transaction only the
 // first are indexed: the index may miss owners (a write may then be
 // refused that could have been allowed), never list a token that is not one.
-func (s *Store) upgradeOwners(ctx context.Context) (bool, error) {
+func (s *Store) upgradeV1(ctx context.Context) (bool, error) {
 	const op = "upgrade schema"
 	tokens, rev, err := s.snapshot(ctx)
 	if err != nil {
 		return false, err
+	}
+	var fences []clientv3.Op
+	for _, t := range tokens {
+		fences = append(fences, s.fence(true, dirNames, storage.NameKey(t.Name))...)
+		fences = append(fences, s.fence(true, dirCreated, createdKey(t.CreateTime, t.ID))...)
+	}
+	for chunk := range slices.Chunk(fences, maxTxnOps) {
+		if _, err := s.txn(ctx, op, nil, chunk, nil); err != nil {
+			return false, err
+		}
 	}
 	prefix, version := s.key(dirTokens), s.key(keySchemaVersion)
 	cmps := []clientv3.Cmp{
@@ -207,7 +220,7 @@ func (s *Store) upgradeOwners(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	s.log.InfoContext(ctx, "etcd: upgraded the prefix's key layout", slog.String("from", schemaVersionV1),
-		slog.String("to", schemaVersion), slog.Int("owners", len(ops)-1))
+		slog.String("to", schemaVersion), slog.Int("owners", len(ops)-1), slog.Int("fences", len(fences)))
 	return true, nil
 }
 

@@ -27,6 +27,18 @@ func (s *Store) nameKey(name string) string { return s.key(dirNames + storage.Na
 
 func (s *Store) ownerKey(id string) string { return s.key(dirOwners + id) }
 
+// fence returns the operation that writes (or, with put false, deletes)
+// the fence of the index key k under dir, if k has one (see dirFences).
+func (s *Store) fence(put bool, dir, k string) []clientv3.Op {
+	if !isFence(k) {
+		return nil
+	}
+	if put {
+		return []clientv3.Op{clientv3.OpPut(s.key(dirFences+dir+k), "")}
+	}
+	return []clientv3.Op{clientv3.OpDelete(s.key(dirFences + dir + k))}
+}
+
 // keepOwner returns the compare under which taking the owner id away
 // leaves another: that some other owner's key (see dirOwners) still exists
 // when the write commits. It returns an error wrapping storage.ErrLastOwner
@@ -83,7 +95,10 @@ func (s *Store) insertOps(t *storage.Token) (*insert, error) {
 	for _, k := range s.hashKeys(t) {
 		add(k, t.ID, storage.ErrHashTaken)
 	}
-	in.puts = append(in.puts, clientv3.OpPut(s.key(dirCreated+createdKey(t.CreateTime, t.ID)), t.ID))
+	created := createdKey(t.CreateTime, t.ID)
+	in.puts = append(in.puts, clientv3.OpPut(s.key(dirCreated+created), t.ID))
+	in.puts = append(in.puts, s.fence(true, dirNames, storage.NameKey(t.Name))...)
+	in.puts = append(in.puts, s.fence(true, dirCreated, created)...)
 	if t.IsOwner() {
 		in.puts = append(in.puts, clientv3.OpPut(s.ownerKey(t.ID), ""))
 	}
@@ -238,9 +253,11 @@ func (s *Store) UpdateToken(ctx context.Context, id string, modify func(*storage
 			reads = append(reads, clientv3.OpGet(key, clientv3.WithCountOnly()))
 			what = append(what, taken)
 		}
-		if oldKey, newKey := s.nameKey(old.Name), s.nameKey(t.Name); oldKey != newKey {
-			ops = append(ops, clientv3.OpDelete(oldKey))
-			free(newKey, storage.ErrNameTaken)
+		if oldKey, newKey := storage.NameKey(old.Name), storage.NameKey(t.Name); oldKey != newKey {
+			ops = append(ops, clientv3.OpDelete(s.key(dirNames+oldKey)))
+			ops = append(ops, s.fence(false, dirNames, oldKey)...)
+			ops = append(ops, s.fence(true, dirNames, newKey)...)
+			free(s.key(dirNames+newKey), storage.ErrNameTaken)
 		}
 		oldHashes, newHashes := s.hashKeys(old), s.hashKeys(t)
 		for _, k := range oldHashes {
@@ -322,11 +339,14 @@ func (s *Store) DeleteToken(ctx context.Context, id string, check func(*storage.
 			}
 		}
 		tokenKey := s.tokenKey(id)
+		nameKey, created := storage.NameKey(old.Name), createdKey(old.CreateTime, id)
 		ops := []clientv3.Op{
 			clientv3.OpDelete(tokenKey),
-			clientv3.OpDelete(s.nameKey(old.Name)),
-			clientv3.OpDelete(s.key(dirCreated + createdKey(old.CreateTime, id))),
+			clientv3.OpDelete(s.key(dirNames + nameKey)),
+			clientv3.OpDelete(s.key(dirCreated + created)),
 		}
+		ops = append(ops, s.fence(false, dirNames, nameKey)...)
+		ops = append(ops, s.fence(false, dirCreated, created)...)
 		for _, k := range s.hashKeys(old) {
 			ops = append(ops, clientv3.OpDelete(k))
 		}
