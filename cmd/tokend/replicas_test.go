@@ -247,6 +247,82 @@ func TestReplicasOnEtcd(t *testing.T) {
 	})
 }
 
+// TestReplicasOnEtcdCluster runs two tokend binaries on a three-member
+// embedded etcd cluster, each given every member's endpoint, and stops one
+// member: nothing changes for tokend. Writes on either replica succeed, the
+// other sees them, a regenerated secret dies everywhere, the last-owner
+// rule still holds, and both stay ready.
+func TestReplicasOnEtcdCluster(t *testing.T) {
+	members := etcdtest.StartCluster(t, 3)
+	var endpoints []string
+	for _, m := range members {
+		endpoints = append(endpoints, m.Endpoint())
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hash.key")
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string) *proc {
+		return startTokend(t, tokendEnv(), "serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+			"-data-dir", filepath.Join(dir, name), "-root-token-file", filepath.Join(dir, name+".root"),
+			"-store", "etcd", "-etcd-endpoints", strings.Join(endpoints, ","), "-etcd-prefix", "/cluster/",
+			"-etcd-dial-timeout", "2s", "-hash-key-file", keyFile)
+	}
+	a := start("a")
+	b := start("b")
+	data, err := os.ReadFile(filepath.Join(dir, "a.root"))
+	if err != nil {
+		t.Fatalf("the first replica wrote no root token: %v", err)
+	}
+	root := strings.TrimSpace(string(data))
+	introspectEventually := func(t *testing.T, p *proc, secret string, active bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v := p.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret})
+			if v["active"] == active {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s: introspect = %v, want active=%v", p.http, v, active)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	v := a.ok(t, "POST", "/v1/tokens", root, map[string]any{"name": "before the member stops"})
+	before := get(v, "secret")
+	introspectEventually(t, b, before, true)
+
+	members[0].Stop()
+
+	v = b.ok(t, "POST", "/v1/tokens", root, map[string]any{"name": "after the member stopped"})
+	id, first := get(v, "token", "id"), get(v, "secret")
+	introspectEventually(t, a, first, true)
+	v = a.ok(t, "POST", "/v1/tokens/"+id+":regenerate", root, map[string]any{})
+	introspectEventually(t, b, first, false)
+	introspectEventually(t, b, get(v, "secret"), true)
+	introspectEventually(t, a, before, true)
+	// Root is the only unlimited full-access admin token: neither replica
+	// may take it away.
+	rootID := ""
+	for id, tok := range a.tokensByID(t, root) {
+		if get(tok, "name") == "Root" {
+			rootID = id
+		}
+	}
+	if status, v := b.call(t, "DELETE", "/v1/tokens/"+rootID, root, nil); status != http.StatusConflict {
+		t.Fatalf("deleting the last owner with a member down: %d %v, want 409", status, v)
+	}
+	for _, p := range []*proc{a, b} {
+		if status, _ := p.call(t, "GET", "/readyz", "", nil); status != http.StatusOK {
+			t.Errorf("replica %s with one of three members down: /readyz %d, want 200", p.http, status)
+		}
+	}
+}
+
 // tryCall is proc.call for a process that may be gone: it returns the
 // transport error instead of failing the test.
 func tryCall(p *proc, method, path, secret string, body any) (int, map[string]any, error) {
