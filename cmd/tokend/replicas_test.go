@@ -68,23 +68,9 @@ func TestReplicasOnEtcd(t *testing.T) {
 		t.Fatalf("tokens after three first starts: %q", got)
 	}
 
-	// introspectEventually waits until every replica answers active (or
-	// not) for secret: replicas apply changes as their watch delivers them.
 	introspectEventually := func(t *testing.T, secret string, active bool, on ...*proc) {
 		t.Helper()
-		for _, p := range on {
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				v := p.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret})
-				if v["active"] == active {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("replica %s: introspect = %v, want active=%v", p.http, v, active)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
+		waitIntrospect(t, root, secret, active, on...)
 	}
 
 	t.Run("ChangesReachEveryReplica", func(t *testing.T) {
@@ -280,17 +266,7 @@ func TestReplicasOnEtcdCluster(t *testing.T) {
 	root := strings.TrimSpace(string(data))
 	introspectEventually := func(t *testing.T, p *proc, secret string, active bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			v := p.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret})
-			if v["active"] == active {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replica %s: introspect = %v, want active=%v", p.http, v, active)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitIntrospect(t, root, secret, active, p)
 	}
 	v := a.ok(t, "POST", "/v1/tokens", root, map[string]any{"name": "before the member stops"})
 	before := get(v, "secret")
@@ -319,6 +295,26 @@ func TestReplicasOnEtcdCluster(t *testing.T) {
 	for _, p := range []*proc{a, b} {
 		if status, _ := p.call(t, "GET", "/readyz", "", nil); status != http.StatusOK {
 			t.Errorf("replica %s with one of three members down: /readyz %d, want 200", p.http, status)
+		}
+	}
+}
+
+// waitIntrospect waits until every replica in on answers active (or not)
+// for secret, asked with the admin credential root: replicas apply changes
+// as their watch delivers them. It fails t after 10 s.
+func waitIntrospect(t *testing.T, root, secret string, active bool, on ...*proc) {
+	t.Helper()
+	for _, p := range on {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v := p.ok(t, "POST", "/v1/tokens:introspect", root, map[string]any{"token": secret})
+			if v["active"] == active {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s: introspect = %v, want active=%v", p.http, v, active)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
