@@ -90,6 +90,8 @@ func (g *guard) check(before, after *storage.Token) error {
 		g.ownerLoss = "changing its type"
 	case !after.IsOwner():
 		g.ownerLoss = "giving it an expiry"
+	default:
+		return nil
 	}
 	g.ownerName = before.Name
 	return nil
