@@ -177,7 +177,7 @@ func (s *Service) activateWatch() {
 	var deadlines deadlineHeap
 	s.index.mu.RLock()
 	for _, e := range s.index.byID {
-		if e.kind != storage.KindAPI {
+		if e.meta.kind != storage.KindAPI {
 			continue
 		}
 		state ^= e.digest
@@ -206,13 +206,13 @@ func (h *watchHub) observe(id string, before, after *entry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now().UnixNano()
-	if before != nil && before.kind == storage.KindAPI {
+	if before != nil && before.meta.kind == storage.KindAPI {
 		h.state ^= before.digest
 		if at, _ := h.nextDeadline(before, now); at != 0 {
 			h.stale++ // its entry is most likely still in the heap
 		}
 	}
-	if after != nil && after.kind == storage.KindAPI {
+	if after != nil && after.meta.kind == storage.KindAPI {
 		h.state ^= after.digest
 		h.schedule(after, now)
 	}
@@ -220,9 +220,9 @@ func (h *watchHub) observe(id string, before, after *entry) {
 		h.sweepDeadlines()
 	}
 	switch {
-	case after == nil && before != nil && before.kind == storage.KindAPI:
+	case after == nil && before != nil && before.meta.kind == storage.KindAPI:
 		h.publish(tokendv1.TokenEventType_TOKEN_EVENT_TYPE_DELETED, id, 0)
-	case before == nil || after == nil || after.kind != storage.KindAPI:
+	case before == nil || after == nil || after.meta.kind != storage.KindAPI:
 		// A new token has no answer cached anywhere yet; admin tokens are
 		// never introspected.
 	case before.hash != after.hash || !sameHash(before.prevHash, after.prevHash):
@@ -242,7 +242,7 @@ func sameHash(a, b *secretHash) bool {
 // grantChanged reports whether a verifier's cached answer about the token
 // may be wrong after the change: what the answer shows or decides.
 func grantChanged(a, b *entry) bool {
-	return a.typ != b.typ || a.expire != b.expire || a.meta.name != b.meta.name ||
+	return a.meta.typ != b.meta.typ || a.expire != b.expire || a.meta.name != b.meta.name ||
 		a.meta.lifespan != b.meta.lifespan || !slices.Equal(a.meta.permissions, b.meta.permissions)
 }
 
@@ -301,8 +301,9 @@ func (h *watchHub) parseResumeToken(tok string) (seen, state uint64, sameEpoch b
 // depends on, the same in every process that loads the same record: it
 // depends on no per-process seed (a build with another formula only costs a
 // watcher resuming across the two a RESET). It absorbs eight bytes at a
-// time, each through a multiply-xorshift round, and strings with their
-// length, so that fields cannot run into each other.
+// time, and strings with their length, so that fields cannot run into each
+// other. It runs for every token the replay loads, so each word costs one
+// multiplication; the mixing is finished once at the end.
 func (e *entry) sumDigest() uint64 {
 	d := digester(0x6a09e667f3bcc908)
 	d.addString(e.meta.id)
@@ -311,7 +312,7 @@ func (e *entry) sumDigest() uint64 {
 		d.addBytes(e.prevHash[:])
 		d.add(uint64(e.meta.prevExpire))
 	}
-	d.add(uint64(e.typ))
+	d.add(uint64(e.meta.typ))
 	d.add(uint64(e.expire))
 	d.add(uint64(e.meta.lifespan))
 	d.addString(e.meta.name)
@@ -319,16 +320,17 @@ func (e *entry) sumDigest() uint64 {
 	for _, p := range e.meta.permissions {
 		d.addString(p)
 	}
-	return uint64(d)
+	x := uint64(d) // splitmix64's finalizer
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 type digester uint64
 
 func (d *digester) add(w uint64) {
-	x := uint64(*d) ^ w
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	*d = digester(x ^ x>>31)
+	x := (uint64(*d) ^ w) * 0x9e3779b97f4a7c15
+	*d = digester(x ^ x>>32)
 }
 
 func (d *digester) addBytes(b []byte) {

@@ -255,3 +255,40 @@ func TestResetReachesWatchers(t *testing.T) {
 		t.Error("after a reset the watch state differs from that of the same tokens applied one by one")
 	}
 }
+
+// TestDigestCoversWhatVerifiersCache: a change to anything a verifier's
+// cached answer shows or decides changes the token's digest; the same
+// record gives the same digest.
+func TestDigestCoversWhatVerifiersCache(t *testing.T) {
+	expire := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := func() *storage.Token {
+		tok := apiToken("tok", 0, expire)
+		tok.Lifespan = 30 * 24 * time.Hour
+		tok.Type = storage.TypeCustom
+		tok.Permissions = []string{"a.read", "b.write"}
+		return tok
+	}
+	digest := func(tok *storage.Token) uint64 { return newEntry(tok, nil).digest }
+	if digest(base()) != digest(base()) {
+		t.Fatal("the same record gives two digests")
+	}
+	for name, change := range map[string]func(*storage.Token){
+		"Secret":      func(tok *storage.Token) { tok.SecretHash = apiToken("tok", 1, expire).SecretHash },
+		"Type":        func(tok *storage.Token) { tok.Type, tok.Permissions = storage.TypeReadOnly, nil },
+		"Expiry":      func(tok *storage.Token) { tok.ExpireTime = expire.Add(time.Second) },
+		"Lifespan":    func(tok *storage.Token) { tok.Lifespan = 7 * 24 * time.Hour },
+		"Name":        func(tok *storage.Token) { tok.Name = "other" },
+		"Permissions": func(tok *storage.Token) { tok.Permissions = []string{"a.read"} },
+		"Joined":      func(tok *storage.Token) { tok.Permissions = []string{"a.readb.write", ""} },
+		"Rotation": func(tok *storage.Token) {
+			tok.PreviousSecretHash = apiToken("tok", 2, expire).SecretHash
+			tok.PreviousExpireTime = expire.Add(-time.Hour)
+		},
+	} {
+		tok := base()
+		change(tok)
+		if digest(tok) == digest(base()) {
+			t.Errorf("%s: the digest did not change", name)
+		}
+	}
+}
