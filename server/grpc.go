@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,13 +38,13 @@ import (
 
 // chain is the interceptor chain, for one transport label.
 type chain struct {
-	codec  requestCodec
+	codec  serverCodec
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
 }
 
 func (o *observer) chain(transport string) chain {
-	codec, undecodable := newRequestCodec()
+	codec, undecodable := newServerCodec()
 	return chain{
 		codec:  codec,
 		unary:  []grpc.UnaryServerInterceptor{o.unary(transport), rejectUndecodable(undecodable)},
@@ -53,7 +54,7 @@ func (o *observer) chain(transport string) chain {
 
 // newGRPCServer returns a gRPC server that serves svc through ch, with extra
 // options (credentials, limits) after the chain's.
-func newGRPCServer(svc tokendv1.TokenServiceServer, ch chain, extra ...grpc.ServerOption) *grpc.Server {
+func newGRPCServer(svc tokenService, ch chain, extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(ch.codec),
 		// Serve calls on long-lived workers instead of a new goroutine
@@ -64,8 +65,41 @@ func newGRPCServer(svc tokendv1.TokenServiceServer, ch chain, extra ...grpc.Serv
 		grpc.ChainStreamInterceptor(ch.stream...),
 	}, extra...)
 	gs := grpc.NewServer(opts...)
-	tokendv1.RegisterTokenServiceServer(gs, svc)
+	gs.RegisterService(tokenServiceDesc(), svc)
 	return gs
+}
+
+// tokenServiceDesc is the generated description of TokenService with the
+// handler of IntrospectToken replaced by introspectMethod. directConn keeps
+// the generated handlers.
+func tokenServiceDesc() *grpc.ServiceDesc {
+	d := tokendv1.TokenService_ServiceDesc
+	d.Methods = slices.Clone(d.Methods)
+	for i := range d.Methods {
+		if d.Methods[i].MethodName == "IntrospectToken" {
+			d.Methods[i].Handler = introspectMethod
+		}
+	}
+	return &d
+}
+
+// introspectMethod is the generated handler of IntrospectToken, but its
+// answer comes from tokenService.introspectAnswer: most answers leave as
+// the bytes the views keep for them (an encodedAnswer, which the server's
+// codec sends as they are) rather than as a message encoded per call.
+func introspectMethod(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	req := new(tokendv1.IntrospectTokenRequest)
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	t := srv.(tokenService)
+	if interceptor == nil {
+		return t.introspectAnswer(ctx, req)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: tokendv1.TokenService_IntrospectToken_FullMethodName}
+	return interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return t.introspectAnswer(ctx, req.(*tokendv1.IntrospectTokenRequest))
+	})
 }
 
 // tokenService is the service as the transports serve it: IntrospectToken
@@ -84,6 +118,16 @@ func (t tokenService) IntrospectToken(ctx context.Context, req *tokendv1.Introsp
 	return t.views.response(&in), nil
 }
 
+// introspectAnswer is IntrospectToken's answer as the gRPC server sends it:
+// an *encodedAnswer or an *IntrospectTokenResponse.
+func (t tokenService) introspectAnswer(ctx context.Context, req *tokendv1.IntrospectTokenRequest) (any, error) {
+	in, err := t.Introspect(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return t.views.answer(&in), nil
+}
+
 // inProcess is the gateway's way to the service: directConn for unary
 // calls, and the in-memory connection to a gRPC server of its own for
 // streams.
@@ -97,7 +141,7 @@ type inProcess struct {
 // inProcessBuffer is the in-memory connection's buffer in each direction.
 const inProcessBuffer = 1 << 20
 
-func startInProcess(svc tokendv1.TokenServiceServer, ch chain) (*inProcess, error) {
+func startInProcess(svc tokenService, ch chain) (*inProcess, error) {
 	p := &inProcess{server: newGRPCServer(svc, ch), lis: bufconn.Listen(inProcessBuffer)}
 	go p.server.Serve(p.lis) // returns when the server stops
 	var err error
@@ -200,13 +244,16 @@ func chainUnary(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	}
 }
 
-// gRPC answers a request it cannot decode (say, a string field holding
-// invalid UTF-8) with Internal, before any interceptor runs. For tokend's
-// own messages that is the client's mistake, not ours: requestCodec keeps
-// the decoding error beside the (reset) message instead of failing, and
-// rejectUndecodable, in the chain, answers InvalidArgument with the
-// decoder's words, which name the problem but repeat no value.
-type requestCodec struct {
+// serverCodec is the protobuf codec of tokend's gRPC servers, with two
+// differences. An encodedAnswer is sent as the bytes it holds. And a request
+// it cannot decode gets InvalidArgument: gRPC answers a request it cannot
+// decode (say, a string field holding invalid UTF-8) with Internal, before
+// any interceptor runs, but for tokend's own messages that is the client's
+// mistake, not ours. serverCodec keeps the decoding error beside the
+// (reset) message instead of failing, and rejectUndecodable, in the chain,
+// answers InvalidArgument with the decoder's words, which name the problem
+// but repeat no value.
+type serverCodec struct {
 	encoding.CodecV2
 	undecodable *undecodable
 }
@@ -217,12 +264,25 @@ type undecodable struct {
 	errors sync.Map     // proto.Message → error
 }
 
-func newRequestCodec() (requestCodec, *undecodable) {
+func newServerCodec() (serverCodec, *undecodable) {
 	u := &undecodable{}
-	return requestCodec{CodecV2: encoding.GetCodecV2(proto.Name), undecodable: u}, u
+	return serverCodec{CodecV2: encoding.GetCodecV2(proto.Name), undecodable: u}, u
 }
 
-func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
+// encodedAnswer is an answer already encoded. Its bytes are shared by every
+// call that sends it: nothing may change them.
+type encodedAnswer struct {
+	bytes []byte
+}
+
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*encodedAnswer); ok {
+		return mem.BufferSlice{mem.SliceBuffer(a.bytes)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
 	if err == nil {
 		return nil
@@ -237,7 +297,7 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-// rejectUndecodable fails the calls whose request requestCodec could not
+// rejectUndecodable fails the calls whose request serverCodec could not
 // decode.
 func rejectUndecodable(u *undecodable) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 	"weak"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
@@ -18,7 +19,7 @@ import (
 
 // introspectViews turns introspection results into answers for both
 // transports, caching what it derives from each token snapshot: the proto
-// view gRPC sends and the JSON REST sends. Introspection is the hot path, and
+// view and the encoded answer gRPC sends, and the JSON REST sends. Introspection is the hot path, and
 // building either from scratch costs more than the introspection itself.
 // A snapshot is immutable, so what is derived from it stays true except for
 // what changes without a new version: the last use and whether a rotated-out
@@ -32,8 +33,10 @@ import (
 // fifth of an introspection.
 type introspectViews struct {
 	shards [viewShards]viewShard
-	// inactive holds the whole REST answer for each inactive reason.
-	inactive map[tokendv1.InactiveReason][]byte
+	// inactive holds the whole REST answer for each inactive reason, and
+	// inactiveGRPC the encoded gRPC one.
+	inactive     map[tokendv1.InactiveReason][]byte
+	inactiveGRPC map[tokendv1.InactiveReason]*encodedAnswer
 }
 
 // viewShards spreads the cache over several locks, as the index does.
@@ -61,6 +64,9 @@ type protoView struct {
 	base     *tokendv1.Token // without last_used_time, built once per grace state
 	lastUsed int64           // unix nanoseconds of view's last use, 0 = never
 	view     *tokendv1.Token
+	// encoded is the whole gRPC answer with view when no action is denied,
+	// indexed by [previous secret], each encoded when first asked for.
+	encoded [2]atomic.Pointer[encodedAnswer]
 }
 
 // jsonTemplate is a whole REST introspection answer, marshalled once by
@@ -81,7 +87,10 @@ var lastUseMark = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 const deniedMark = "denied action goes here"
 
 func newIntrospectViews() (*introspectViews, error) {
-	v := &introspectViews{inactive: make(map[tokendv1.InactiveReason][]byte)}
+	v := &introspectViews{
+		inactive:     make(map[tokendv1.InactiveReason][]byte),
+		inactiveGRPC: make(map[tokendv1.InactiveReason]*encodedAnswer),
+	}
 	for i := range v.shards {
 		v.shards[i].m = make(map[uintptr]*snapshotViews)
 	}
@@ -90,11 +99,17 @@ func newIntrospectViews() (*introspectViews, error) {
 		if reason == tokendv1.InactiveReason_INACTIVE_REASON_UNSPECIFIED {
 			continue
 		}
-		body, err := restJSON.Marshal(&tokendv1.IntrospectTokenResponse{InactiveReason: reason})
+		answer := &tokendv1.IntrospectTokenResponse{InactiveReason: reason}
+		body, err := restJSON.Marshal(answer)
 		if err != nil {
 			return nil, fmt.Errorf("introspection answer for %s: %w", reason, err)
 		}
 		v.inactive[reason] = body
+		encoded, err := proto.Marshal(answer)
+		if err != nil {
+			return nil, fmt.Errorf("introspection answer for %s: %w", reason, err)
+		}
+		v.inactiveGRPC[reason] = &encodedAnswer{bytes: encoded}
 	}
 	return v, nil
 }
@@ -137,13 +152,47 @@ func (v *introspectViews) response(in *service.Introspection) *tokendv1.Introspe
 	}
 }
 
+// answer is in as the gRPC server sends it: the encoded answer the views
+// keep when there is one (the answer is inactive, or active with no action
+// denied), otherwise a new message.
+func (v *introspectViews) answer(in *service.Introspection) any {
+	if in.Token == nil {
+		if a, ok := v.inactiveGRPC[in.InactiveReason]; ok {
+			return a
+		}
+		return v.response(in)
+	}
+	if len(in.DeniedActions) > 0 {
+		return v.response(in)
+	}
+	pv := v.protoView(in)
+	slot := &pv.encoded[index(in.PreviousSecret)]
+	if a := slot.Load(); a != nil {
+		return a
+	}
+	resp := &tokendv1.IntrospectTokenResponse{Active: true, Token: pv.view, Allowed: true, PreviousSecret: in.PreviousSecret}
+	encoded, err := proto.Marshal(resp)
+	if err != nil {
+		return resp // the codec will say what is wrong with it
+	}
+	a := &encodedAnswer{bytes: encoded}
+	slot.Store(a)
+	return a
+}
+
 func (v *introspectViews) tokenView(in *service.Introspection) *tokendv1.Token {
+	return v.protoView(in).view
+}
+
+// protoView returns the view of in's snapshot as of in's last use, building
+// it if the cached one shows another.
+func (v *introspectViews) protoView(in *service.Introspection) *protoView {
 	sv := v.of(in.Token)
 	last := nanos(in.LastUsed)
 	grace := in.Token.InGrace(in.Now)
 	c := sv.proto.Load()
 	if c != nil && c.grace == grace && c.lastUsed == last {
-		return c.view
+		return c
 	}
 	var base *tokendv1.Token
 	if c != nil && c.grace == grace {
@@ -170,8 +219,9 @@ func (v *introspectViews) tokenView(in *service.Introspection) *tokendv1.Token {
 	if last != 0 {
 		view.LastUsedTime = timestamppb.New(in.LastUsed)
 	}
-	sv.proto.Store(&protoView{grace: grace, base: base, lastUsed: last, view: view})
-	return view
+	pv := &protoView{grace: grace, base: base, lastUsed: last, view: view}
+	sv.proto.Store(pv)
+	return pv
 }
 
 // appendJSON appends in as the REST answer to b. It fails only if restJSON

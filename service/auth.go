@@ -102,7 +102,7 @@ func (s *Service) authenticate(ctx context.Context) (*entry, error) {
 	if kind == storage.KindAdmin {
 		e, h = s.find(secret)
 	}
-	if e == nil || e.kind != storage.KindAdmin {
+	if e == nil || e.meta.kind != storage.KindAdmin {
 		return nil, status.Error(codes.Unauthenticated, "invalid credential: unknown admin token")
 	}
 	now := s.now()

@@ -51,20 +51,19 @@ func tokenView(t *storage.Token, lastUsed, now time.Time) *tokendv1.Token {
 // The index keeps one per token, so times are unix nanoseconds (0 = unset):
 // time.Time fields would double what each costs.
 type TokenSnapshot struct {
-	id, name, description, hint string
+	// kind and typ come first: the index's entry embeds its snapshot right
+	// after the fields a lookup reads, and a lookup reads these too.
 	kind                        storage.Kind
 	typ                         storage.Type
+	id, name, description, hint string
 	permissions                 []string
 	lifespan                    time.Duration
 	expire, prevExpire          int64
 	create, update              int64
-	// hashKeyID is the id of the hash key the secret is hashed under, as
-	// the index counts it (never shown).
-	hashKeyID string
 }
 
-func newSnapshot(t *storage.Token) *TokenSnapshot {
-	return &TokenSnapshot{
+func newSnapshot(t *storage.Token) TokenSnapshot {
+	return TokenSnapshot{
 		id: t.ID, name: t.Name, description: t.Description, hint: t.SecretHint,
 		kind: t.Kind, typ: t.Type, permissions: t.Permissions, lifespan: t.Lifespan,
 		expire: nanos(t.ExpireTime), prevExpire: nanos(t.PreviousExpireTime),

@@ -3,8 +3,9 @@
 // the rules every write to an admin token obeys (guard.go), the in-memory
 // introspection index fed by the store's change feed (loaded at start-up with
 // the garbage collector paused, replay.go), the token events that feed and
-// the clock give watchers (watch.go), and last-used bookkeeping flushed to
-// the store in batches.
+// the clock give watchers (watch.go: asleep until the first watch, so that
+// loading the tokens does not pay for it), and last-used bookkeeping flushed
+// to the store in batches.
 //
 // It depends on storage for persistence and on the generated API types; it
 // knows nothing of HTTP, JSON or of a particular storage backend.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/tokend/tokend/storage"
 )
@@ -120,5 +121,17 @@ func TestIndexReset(t *testing.T) {
 	}
 	if n := ix.byTokenID("kept").usage.lastUsed.Load(); n != 42 {
 		t.Fatalf("kept token's last use = %d, want it kept (42)", n)
+	}
+}
+
+// TestEntrySize: an entry (with its snapshot) is one allocation per token in
+// the index; past 240 bytes it moves to the next size class, 256, and every
+// token costs 16 bytes more.
+func TestEntrySize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the budget is for 64-bit platforms")
+	}
+	if size := unsafe.Sizeof(entry{}); size > 240 {
+		t.Errorf("entry is %d bytes, want at most 240", size)
 	}
 }

@@ -106,7 +106,7 @@ func (s *Service) CheckToken(secret string, actions []string) (Introspection, er
 		in.InactiveReason = reason
 		return in, nil
 	}
-	in.Token, in.PreviousSecret, in.LastUsed = e.meta, previous, e.usage.last()
+	in.Token, in.PreviousSecret, in.LastUsed = &e.meta, previous, e.usage.last()
 	for _, action := range actions {
 		if !e.grant.allows(action) {
 			in.DeniedActions = append(in.DeniedActions, action)
@@ -128,7 +128,7 @@ func (s *Service) introspect(secret string, now time.Time) (e *entry, previous b
 		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
 	e, h := s.find(secret)
-	if e == nil || e.kind != storage.KindAPI {
+	if e == nil || e.meta.kind != storage.KindAPI {
 		return nil, false, tokendv1.InactiveReason_INACTIVE_REASON_NOT_FOUND
 	}
 	valid, previous := e.matches(&h, now)

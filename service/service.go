@@ -195,38 +195,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		stop()
 		return nil, fmt.Errorf("service: load tokens: %w", err)
 	}
-	s.watch.goLive()
 	go s.watch.runDeadlines(feedCtx)
 	s.stopFeed = stop
 	return s, nil
-}
-
-// applyChange brings the index up to date with a committed change, then
-// tells watchers about it.
-func (s *Service) applyChange(c storage.Change) {
-	if c.Reset {
-		s.applyReset(c)
-		return
-	}
-	before, after := s.index.apply(c)
-	s.watch.observe(c.ID, before, after)
-}
-
-// applyReset replaces the whole index (the store lost track of single
-// changes, as an etcd watch that was compacted past does) and tells watchers
-// what changed for each token, as if the changes had come one by one: a
-// verifier's cache stays correct without being dropped.
-func (s *Service) applyReset(c storage.Change) {
-	before := s.index.entries()
-	s.index.apply(c)
-	for _, t := range c.Tokens {
-		if _, ok := before[t.ID]; !ok {
-			before[t.ID] = nil
-		}
-	}
-	for id, old := range before {
-		s.watch.observe(id, old, s.index.byTokenID(id))
-	}
 }
 
 // Lifespans returns the allowed token durations, shortest first.

@@ -37,7 +37,7 @@ func (s *Service) Stats(now time.Time) Stats {
 	soon := now.Add(ExpiringWindow).UnixNano()
 	s.index.mu.RLock()
 	for _, e := range s.index.byID {
-		st.Tokens[TokenClass{e.kind, e.typ}]++
+		st.Tokens[TokenClass{e.meta.kind, e.meta.typ}]++
 		if e.expire != 0 && e.expire > now.UnixNano() && e.expire <= soon {
 			st.Expiring++
 		}

@@ -214,21 +214,24 @@ func (s *Service) ListTokens(ctx context.Context, req *tokendv1.ListTokensReques
 	if err != nil {
 		return nil, s.toStatus(ctx, "ListTokens", err)
 	}
-	resp := &tokendv1.ListTokensResponse{Tokens: make([]*tokendv1.Token, len(page.Tokens))}
-	for i, t := range page.Tokens {
-		resp.Tokens[i] = s.view(t)
-	}
-	if n := fitBudget(resp.Tokens); n < len(resp.Tokens) {
+	resp := &tokendv1.ListTokensResponse{Tokens: make([]*tokendv1.Token, 0, len(page.Tokens))}
+	for {
+		for _, t := range page.Tokens {
+			resp.Tokens = append(resp.Tokens, s.view(t))
+		}
+		n := fitBudget(resp.Tokens)
+		if n == len(resp.Tokens) {
+			break
+		}
 		// Too large: ask again for the tokens that fit, to get the
-		// store's cursor after the last of them.
+		// store's cursor after the last of them. Tokens may have grown
+		// in between, so the new page is measured again; each round
+		// asks for fewer, and one token always fits.
 		q.Limit = n
 		if page, err = s.store.ListTokens(ctx, q); err != nil {
 			return nil, s.toStatus(ctx, "ListTokens", err)
 		}
 		resp.Tokens = resp.Tokens[:0]
-		for _, t := range page.Tokens {
-			resp.Tokens = append(resp.Tokens, s.view(t))
-		}
 	}
 	if page.Next != "" {
 		resp.NextPageToken = page.Next + "~" + tag

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -56,6 +57,14 @@ type watchEvent struct {
 // continues from the newest event, as does one resuming from a point the
 // log no longer holds (or another process's); either gets a RESET first
 // unless the tokens' state is the one it had.
+//
+// The hub is dormant until the first watch: until then no one can hold a
+// resume token of this process or read its log, so an event would reach
+// nobody, and the index alone follows the feed. Keeping the state and the
+// deadlines up to date through the start-up replay, token by token, nearly
+// doubled the time of the replay's in-memory part. The first watch
+// activates the hub, which then reads both off the finished index in one
+// pass (each entry carries its digest, summed while it was built).
 type watchHub struct {
 	epoch     uint64 // random per process: a resume token of another process names no seq here
 	warnings  []time.Duration
@@ -63,19 +72,31 @@ type watchHub struct {
 	now       func() time.Time
 	current   func(id string) *entry // the index's current version of a token
 
+	// feed is held while a change is applied to the index and observed,
+	// and while the hub is activated, so that activation reads an index
+	// that no change is half-way through: a change is then either in
+	// what activation reads or observed after it, never both or neither.
+	feed   sync.Mutex
+	active atomic.Bool // set once, under feed and mu
+
 	mu   sync.Mutex
 	log  []watchEvent // log[seq % len(log)]
 	next uint64       // the seq of the next event; the log holds [next-len(log), next) ∩ [1, next)
 	wake chan struct{}
-	live bool // false while the feed replays stored tokens: no events then
 	// state is a digest of every API token as indexed (an XOR of one
 	// digest per token), so that a resume point this log no longer holds
 	// (an old one, one from before a restart, from another replica) can
 	// still be served when nothing a verifier caches has changed since.
 	state uint64
 
+	// deadlines holds the next time-driven event of each token version
+	// that has one. A change does not look for the previous version's
+	// entry (that would take a map by id, as large as the index): the
+	// entry stays until it falls due, when it is dropped as no longer
+	// current, or until stale outgrows the live entries and they are
+	// sorted out in one pass.
 	deadlines deadlineHeap
-	byID      map[string]*deadline
+	stale     int           // about how many entries of deadlines are for versions replaced since
 	kick      chan struct{} // an earlier deadline was scheduled
 
 	endOnce sync.Once
@@ -98,40 +119,110 @@ func newWatchHub(now func() time.Time, warnings []time.Duration, heartbeat time.
 		epoch: binary.BigEndian.Uint64(b[:]), warnings: slices.Compact(w), heartbeat: heartbeat,
 		now: now, current: current,
 		log: make([]watchEvent, buffer), next: 1, wake: make(chan struct{}),
-		byID: make(map[string]*deadline), kick: make(chan struct{}, 1), ended: make(chan struct{}),
+		kick: make(chan struct{}, 1), ended: make(chan struct{}),
 	}
 }
 
-// goLive starts turning changes into events: the replay of stored tokens is
-// over.
-func (h *watchHub) goLive() {
+// applyChange brings the index up to date with a committed change, then
+// tells watchers about it. It is the store's change feed subscriber.
+func (s *Service) applyChange(c storage.Change) {
+	h := s.watch
+	h.feed.Lock()
+	defer h.feed.Unlock()
+	switch {
+	case !h.active.Load():
+		// No one has watched yet: activation reads the change from the
+		// index.
+		s.index.apply(c)
+	case c.Reset:
+		s.applyReset(c)
+	default:
+		before, after := s.index.apply(c)
+		h.observe(c.ID, before, after)
+	}
+}
+
+// applyReset replaces the whole index (the store lost track of single
+// changes, as an etcd watch that was compacted past does) and tells watchers
+// what changed for each token, as if the changes had come one by one: a
+// verifier's cache stays correct without being dropped. h.feed is held.
+func (s *Service) applyReset(c storage.Change) {
+	before := s.index.entries()
+	s.index.apply(c)
+	for _, t := range c.Tokens {
+		if _, ok := before[t.ID]; !ok {
+			before[t.ID] = nil
+		}
+	}
+	for id, old := range before {
+		s.watch.observe(id, old, s.index.byTokenID(id))
+	}
+}
+
+// activateWatch wakes the hub at the first watch: it sums up the state of
+// the indexed tokens and schedules their deadlines, in one pass over the
+// index, while the feed waits.
+func (s *Service) activateWatch() {
+	h := s.watch
+	if h.active.Load() {
+		return
+	}
+	h.feed.Lock()
+	defer h.feed.Unlock()
+	if h.active.Load() {
+		return
+	}
+	now := h.now().UnixNano()
+	var state uint64
+	var deadlines deadlineHeap
+	s.index.mu.RLock()
+	for _, e := range s.index.byID {
+		if e.meta.kind != storage.KindAPI {
+			continue
+		}
+		state ^= e.digest
+		if at, _ := h.nextDeadline(e, now); at != 0 {
+			deadlines = append(deadlines, deadline{at: at, entry: e})
+		}
+	}
+	s.index.mu.RUnlock()
+	heap.Init(&deadlines)
 	h.mu.Lock()
-	h.live = true
-	heap.Init(&h.deadlines)
+	h.state = state
+	h.deadlines = slices.Clip(deadlines)
+	h.active.Store(true)
 	h.mu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
 }
 
 // observe records a committed change of one token, from its version before
 // (nil: created) to its version after (nil: deleted), and schedules the
-// after version's expiry events. It is called by the change feed, never
-// concurrently with itself.
+// after version's time-driven events. It is called by the change feed
+// (h.feed held) once the hub is active.
 func (h *watchHub) observe(id string, before, after *entry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.schedule(id, after)
-	if before != nil && before.kind == storage.KindAPI {
-		h.state ^= before.digest()
+	now := h.now().UnixNano()
+	if before != nil && before.meta.kind == storage.KindAPI {
+		h.state ^= before.digest
+		if at, _ := h.nextDeadline(before, now); at != 0 {
+			h.stale++ // its entry is most likely still in the heap
+		}
 	}
-	if after != nil && after.kind == storage.KindAPI {
-		h.state ^= after.digest()
+	if after != nil && after.meta.kind == storage.KindAPI {
+		h.state ^= after.digest
+		h.schedule(after, now)
 	}
-	if !h.live {
-		return
+	if h.stale > minStaleSweep && h.stale > len(h.deadlines)/2 {
+		h.sweepDeadlines()
 	}
 	switch {
-	case after == nil && before != nil && before.kind == storage.KindAPI:
+	case after == nil && before != nil && before.meta.kind == storage.KindAPI:
 		h.publish(tokendv1.TokenEventType_TOKEN_EVENT_TYPE_DELETED, id, 0)
-	case before == nil || after == nil || after.kind != storage.KindAPI:
+	case before == nil || after == nil || after.meta.kind != storage.KindAPI:
 		// A new token has no answer cached anywhere yet; admin tokens are
 		// never introspected.
 	case before.hash != after.hash || !sameHash(before.prevHash, after.prevHash):
@@ -151,7 +242,7 @@ func sameHash(a, b *secretHash) bool {
 // grantChanged reports whether a verifier's cached answer about the token
 // may be wrong after the change: what the answer shows or decides.
 func grantChanged(a, b *entry) bool {
-	return a.typ != b.typ || a.expire != b.expire || a.meta.name != b.meta.name ||
+	return a.meta.typ != b.meta.typ || a.expire != b.expire || a.meta.name != b.meta.name ||
 		a.meta.lifespan != b.meta.lifespan || !slices.Equal(a.meta.permissions, b.meta.permissions)
 }
 
@@ -206,41 +297,62 @@ func (h *watchHub) parseResumeToken(tok string) (seen, state uint64, sameEpoch b
 	return binary.BigEndian.Uint64(b[8:16]), binary.BigEndian.Uint64(b[16:]), binary.BigEndian.Uint64(b[:8]) == h.epoch, nil
 }
 
-// digest sums up what a verifier's answer about this token version depends
-// on, the same in every process that loads the same record.
-func (e *entry) digest() uint64 {
-	const prime = 1099511628211
-	x := uint64(14695981039346656037) // FNV-1a 64
-	addByte := func(c byte) { x = (x ^ uint64(c)) * prime }
-	addString := func(s string) {
-		for i := 0; i < len(s); i++ {
-			addByte(s[i])
-		}
-		addByte(0)
-	}
-	addUint := func(u uint64) {
-		for i := 0; i < 8; i++ {
-			addByte(byte(u >> (8 * i)))
-		}
-	}
-	addString(e.meta.id)
-	for _, c := range e.hash {
-		addByte(c)
-	}
+// sumDigest sums up what a verifier's answer about this token version
+// depends on, the same in every process that loads the same record: it
+// depends on no per-process seed (a build with another formula only costs a
+// watcher resuming across the two a RESET). It absorbs eight bytes at a
+// time, and strings with their length, so that fields cannot run into each
+// other. It runs for every token the replay loads, so each word costs one
+// multiplication; the mixing is finished once at the end.
+func (e *entry) sumDigest() uint64 {
+	d := digester(0x6a09e667f3bcc908)
+	d.addString(e.meta.id)
+	d.addBytes(e.hash[:])
 	if e.prevHash != nil {
-		for _, c := range e.prevHash {
-			addByte(c)
-		}
-		addUint(uint64(e.meta.prevExpire))
+		d.addBytes(e.prevHash[:])
+		d.add(uint64(e.meta.prevExpire))
 	}
-	addUint(uint64(e.typ))
-	addUint(uint64(e.expire))
-	addUint(uint64(e.meta.lifespan))
-	addString(e.meta.name)
+	d.add(uint64(e.meta.typ))
+	d.add(uint64(e.expire))
+	d.add(uint64(e.meta.lifespan))
+	d.addString(e.meta.name)
+	d.add(uint64(len(e.meta.permissions)))
 	for _, p := range e.meta.permissions {
-		addString(p)
+		d.addString(p)
 	}
-	return x
+	x := uint64(d) // splitmix64's finalizer
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+type digester uint64
+
+func (d *digester) add(w uint64) {
+	x := (uint64(*d) ^ w) * 0x9e3779b97f4a7c15
+	*d = digester(x ^ x>>32)
+}
+
+func (d *digester) addBytes(b []byte) {
+	for ; len(b) >= 8; b = b[8:] {
+		d.add(binary.LittleEndian.Uint64(b))
+	}
+	var tail [8]byte
+	copy(tail[:], b)
+	d.add(binary.LittleEndian.Uint64(tail[:]) ^ uint64(len(b))<<56)
+}
+
+func (d *digester) addString(s string) {
+	d.add(uint64(len(s)))
+	for ; len(s) >= 8; s = s[8:] {
+		d.add(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
+	}
+	var tail uint64
+	for i := range len(s) {
+		tail |= uint64(s[i]) << (8 * i)
+	}
+	d.add(tail)
 }
 
 // WatchTokens implements tokendv1.TokenServiceServer. The stream starts
@@ -260,6 +372,7 @@ func (s *Service) WatchTokens(req *tokendv1.WatchTokensRequest, stream grpc.Serv
 		return status.Error(codes.Unavailable, "shutting down")
 	default:
 	}
+	s.activateWatch()
 	// cursor is the seq of the next event to send; state is the hub's
 	// state after the event before it (what the watcher knows).
 	var cursor, state uint64
@@ -370,33 +483,27 @@ func (s *Service) EndWatches() {
 
 // deadline is the next time-driven event of one token version.
 type deadline struct {
-	at     int64 // unix nanoseconds
-	id     string
-	entry  *entry // the version it was computed for
-	typ    tokendv1.TokenEventType
-	expire int64
-	index  int // in deadlineHeap
+	at    int64 // unix nanoseconds
+	entry *entry
 }
 
-type deadlineHeap []*deadline
+type deadlineHeap []deadline
 
 func (d deadlineHeap) Len() int           { return len(d) }
 func (d deadlineHeap) Less(i, j int) bool { return d[i].at < d[j].at }
-func (d deadlineHeap) Swap(i, j int) {
-	d[i], d[j] = d[j], d[i]
-	d[i].index, d[j].index = i, j
-}
-func (d *deadlineHeap) Push(x any) {
-	x.(*deadline).index = len(*d)
-	*d = append(*d, x.(*deadline))
-}
+func (d deadlineHeap) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *deadlineHeap) Push(x any)        { *d = append(*d, x.(deadline)) }
 func (d *deadlineHeap) Pop() any {
 	old := *d
 	x := old[len(old)-1]
-	old[len(old)-1] = nil
+	old[len(old)-1] = deadline{}
 	*d = old[:len(old)-1]
 	return x
 }
+
+// minStaleSweep is how many stale deadlines may wait for their time
+// whatever the heap's size: sorting them out is not worth a pass sooner.
+const minStaleSweep = 1024
 
 // nextDeadline returns the first time-driven event of an API token version
 // strictly after t: an expiry warning, the expiry, or the end of a grace
@@ -419,51 +526,35 @@ func (h *watchHub) nextDeadline(e *entry, t int64) (at int64, typ tokendv1.Token
 	return at, typ
 }
 
-// schedule replaces the pending deadline of token id with that of its
-// version e (nil: deleted). Each token has at most one pending deadline, so
-// the heap never holds more entries than there are tokens. h.mu is held.
-func (h *watchHub) schedule(id string, e *entry) {
-	h.scheduleAfter(id, e, h.now().UnixNano())
-}
-
-func (h *watchHub) scheduleAfter(id string, e *entry, t int64) {
-	var at int64
-	var typ tokendv1.TokenEventType
-	if e != nil && e.kind == storage.KindAPI {
-		at, typ = h.nextDeadline(e, t)
-	}
-	d := h.byID[id]
-	switch {
-	case at == 0 && d != nil:
-		heap.Remove(&h.deadlines, d.index)
-		delete(h.byID, id)
+// schedule adds the first time-driven event of API token version e after
+// t, if it has one. h.mu is held.
+func (h *watchHub) schedule(e *entry, t int64) {
+	at, _ := h.nextDeadline(e, t)
+	if at == 0 {
 		return
-	case at == 0:
-		return
-	case d == nil:
-		d = &deadline{id: id, at: at, entry: e, typ: typ, expire: e.expire}
-		h.byID[id] = d
-		if !h.live {
-			// While the stored tokens are replayed the heap is built once,
-			// at the end (goLive): a push per token would cost n log n.
-			d.index = len(h.deadlines)
-			h.deadlines = append(h.deadlines, d)
-			return
-		}
-		heap.Push(&h.deadlines, d)
-	default:
-		d.at, d.entry, d.typ, d.expire = at, e, typ, e.expire
-		if !h.live {
-			return
-		}
-		heap.Fix(&h.deadlines, d.index)
 	}
-	if d.index == 0 {
+	heap.Push(&h.deadlines, deadline{at: at, entry: e})
+	if h.deadlines[0].entry == e {
 		select {
 		case h.kick <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// sweepDeadlines drops the deadlines of versions that are no longer
+// current. h.mu is held.
+func (h *watchHub) sweepDeadlines() {
+	live := h.deadlines[:0]
+	for _, d := range h.deadlines {
+		if h.current(d.entry.meta.id) == d.entry {
+			live = append(live, d)
+		}
+	}
+	clear(h.deadlines[len(live):])
+	h.deadlines = live
+	heap.Init(&h.deadlines)
+	h.stale = 0
 }
 
 // runDeadlines publishes time-driven events as they fall due, until ctx is
@@ -475,11 +566,23 @@ func (h *watchHub) runDeadlines(ctx context.Context) {
 		h.mu.Lock()
 		now := h.now().UnixNano()
 		for len(h.deadlines) > 0 && h.deadlines[0].at <= now {
-			d := h.deadlines[0]
-			if h.current(d.id) == d.entry {
-				h.publish(d.typ, d.id, d.expire)
+			d := &h.deadlines[0]
+			e := d.entry
+			if h.current(e.meta.id) != e {
+				// Replaced or deleted since it was scheduled.
+				heap.Pop(&h.deadlines)
+				h.stale = max(h.stale-1, 0)
+				continue
 			}
-			h.scheduleAfter(d.id, d.entry, d.at)
+			// The event due at d.at is the first one after just before it.
+			_, typ := h.nextDeadline(e, d.at-1)
+			h.publish(typ, e.meta.id, e.expire)
+			if at, _ := h.nextDeadline(e, d.at); at != 0 {
+				d.at = at
+				heap.Fix(&h.deadlines, 0)
+			} else {
+				heap.Pop(&h.deadlines)
+			}
 		}
 		wait := time.Hour
 		if len(h.deadlines) > 0 {

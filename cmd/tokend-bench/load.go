@@ -256,6 +256,31 @@ func forwardAuthProbe(t *target, client *http.Client) probe {
 	}}
 }
 
+// peerProbe returns GET url with client, for another service's route; any
+// 2xx answer is a success (Strapi's /_health answers 204).
+func peerProbe(name, url string, client *http.Client) probe {
+	return probe{name: name, newWorker: func(int) func(context.Context, int) error {
+		return func(ctx context.Context, _ int) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				return err
+			}
+			if resp.StatusCode/100 != 2 {
+				return fmt.Errorf("GET %s: %s", url, resp.Status)
+			}
+			return nil
+		}
+	}}
+}
+
 // do sends req and returns the body of a 200 answer.
 func do(client *http.Client, req *http.Request) ([]byte, error) {
 	resp, err := client.Do(req)
@@ -323,6 +348,17 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 		healthz.name = "REST /healthz (auth)"
 		pairs = append(pairs, pair{forwardAuthProbe(t, httpClient), healthz, 0.8})
 	}
+	if cfg.peerURL != "" {
+		// Each introspection is measured again beside the peer, as beside
+		// its baseline, under names of their own: every ratio divides two
+		// figures of the same round. The goals are tokend's against
+		// Strapi's cheapest route.
+		gp, rp := gi, ri
+		gp.name, rp.name = gi.name+" (peer round)", ri.name+" (peer round)"
+		pairs = append(pairs,
+			pair{gp, peerProbe("peer, beside gRPC", cfg.peerURL, httpClient), 30},
+			pair{rp, peerProbe("peer, beside REST", cfg.peerURL, httpClient), 20})
+	}
 
 	fmt.Fprintf(out, "\nmachine: %d CPUs, GOMAXPROCS %d, %s, load average %s; client and server in %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadAverage(), where(cfg))
@@ -356,7 +392,7 @@ func runLoad(ctx context.Context, cfg config, out io.Writer) (err error) {
 				r := measure(ctx, pr, cfg.concurrency, cfg.duration)
 				results[pr.name] = append(results[pr.name], r)
 				if cfg.verbose {
-					fmt.Fprintf(out, "round %d %-22s %8.0f req/s  p50 %-9v p99 %-9v cpu %3.0f%% %5.1fµs/call  errors %d\n", round+1, pr.name,
+					fmt.Fprintf(out, "round %d %-34s %8.0f req/s  p50 %-9v p99 %-9v cpu %3.0f%% %5.1fµs/call  errors %d\n", round+1, pr.name,
 						r.throughput(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), 100*r.cpuShare(), 1e6*r.cpuPerCall(), r.errors)
 				}
 				if err := stopProfile(); err != nil {
@@ -470,7 +506,7 @@ func where(cfg config) string {
 // printLoad prints the table of medians and the ratios, and reports
 // whether any call failed.
 func printLoad(out io.Writer, pairs []pair, results map[string][]result, remote bool) (failed bool) {
-	fmt.Fprintf(out, "\n%-22s %12s %10s %10s %6s %9s %8s\n", "call", "req/s", "p50", "p99", "cpu", "cpu/call", "errors")
+	fmt.Fprintf(out, "\n%-34s %12s %10s %10s %6s %9s %8s\n", "call", "req/s", "p50", "p99", "cpu", "cpu/call", "errors")
 	for _, p := range pairs {
 		for _, pr := range []probe{p.introspect, p.baseline} {
 			rs := results[pr.name]
@@ -482,7 +518,7 @@ func printLoad(out io.Writer, pairs []pair, results map[string][]result, remote 
 					failed = true
 				}
 			}
-			fmt.Fprintf(out, "%-22s %12.0f %10v %10v %5.0f%% %7.1fµs %8d\n", pr.name,
+			fmt.Fprintf(out, "%-34s %12.0f %10v %10v %5.0f%% %7.1fµs %8d\n", pr.name,
 				median(rs, result.throughput),
 				time.Duration(median(rs, func(r result) float64 { return float64(r.p50) })).Round(time.Microsecond),
 				time.Duration(median(rs, func(r result) float64 { return float64(r.p99) })).Round(time.Microsecond),
@@ -494,7 +530,8 @@ func printLoad(out io.Writer, pairs []pair, results map[string][]result, remote 
 	if remote {
 		who = "the client only"
 	}
-	fmt.Fprintf(out, " cpu is this process's CPU use, %s, out of %d%% available; cpu/call is that CPU time per call)\n", who, 100*runtime.NumCPU())
+	fmt.Fprintf(out, " cpu is this process's CPU use, %s, out of %d%% available; cpu/call is that CPU time per call;\n", who, 100*runtime.NumCPU())
+	fmt.Fprintln(out, " for a peer, another process, it is the client's alone)")
 	fmt.Fprintln(out)
 	for _, p := range pairs {
 		in, base := results[p.introspect.name], results[p.baseline.name]

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -29,6 +31,8 @@ Usage:
   tokend-bench -etcd-endpoints URL              the load with the server on etcd
   tokend-bench -etcd-endpoints URL -propagation 500
                                                 how fast a change on one replica reaches another
+  tokend-bench -peer-url http://127.0.0.1:1337/_health
+                                                the same, beside another service's route
   tokend-bench -grpc-addr 127.0.0.1:9090 -http-addr 127.0.0.1:8080 -admin-token tkda_…
                                                 measure a running server (loopback only)
 
@@ -59,6 +63,7 @@ type config struct {
 	verbose       bool
 	etcdEndpoints string
 	propagation   int
+	peerURL       string
 }
 
 // remote reports whether the target is a running server.
@@ -122,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.verbose, "v", false, "print every measurement as it ends")
 	fs.IntVar(&cfg.propagation, "propagation", 0, "with -etcd-endpoints: measure only how fast `changes` made on one of two in-process replicas reach the other")
 	fs.StringVar(&cfg.etcdEndpoints, "etcd-endpoints", "", "run the in-process server on the etcd at these client `URLs` (comma-separated) instead of a bbolt file, under a fresh prefix")
+	fs.StringVar(&cfg.peerURL, "peer-url", "", "also measure GET on this loopback `URL` of another service (say, Strapi's /_health), with the REST client, in the same rounds: gRPC and REST introspection are divided by it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -166,6 +172,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			if err := checkLoopback(a); err != nil {
 				return cfg, err
 			}
+		}
+	}
+	if cfg.peerURL != "" {
+		u, err := url.Parse(cfg.peerURL)
+		if err != nil || u.Scheme != "http" {
+			return cfg, fmt.Errorf("-peer-url %q: want an http:// URL", cfg.peerURL)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "80")
+		}
+		if err := checkLoopback(host); err != nil {
+			return cfg, fmt.Errorf("-peer-url: %w", err)
 		}
 	}
 	if cfg.seedDirect {

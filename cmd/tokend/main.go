@@ -88,6 +88,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&cfg.MaxActions, "max-actions", service.DefaultMaxActions, "how many actions the API action catalog may hold; registering more is refused (`count`)")
 	fs.StringVar(&expiryWarnings, "expiry-warnings", expiryWarnings, "times before a token's expiry at which watchers get an EXPIRING event, comma-separated (`list` of durations; \"none\" for none)")
 	fs.DurationVar(&cfg.WatchHeartbeat, "watch-heartbeat", service.DefaultWatchHeartbeat, "interval of the heartbeats on token watches (`duration`)")
+	fs.IntVar(&cfg.WatchBuffer, "watch-buffer", service.DefaultWatchBuffer, "how many recent watch events are kept for watchers that reconnect; one resuming from further back gets a RESET (`count`)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate `file`: serve both ports over TLS (with -tls-key)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`: verify client certificates against it on both ports (mutual TLS; see -tls-client-auth)")
@@ -114,6 +115,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if cfg.WatchHeartbeat <= 0 {
 		return cfg, 0, nil, errors.New("-watch-heartbeat must be positive")
+	}
+	if cfg.WatchBuffer <= 0 {
+		return cfg, 0, nil, errors.New("-watch-buffer must be positive")
 	}
 	cfg.FlushInterval = flushInterval
 	if flushInterval <= 0 {

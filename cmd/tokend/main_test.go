@@ -91,7 +91,7 @@ var allFlags = []string{
 	"tls-cert", "tls-key", "tls-client-ca", "tls-client-auth",
 	"http-read-timeout", "http-write-timeout", "grpc-max-streams", "grpc-max-idle",
 	"store", "etcd-endpoints", "etcd-prefix", "etcd-dial-timeout", "etcd-ca", "etcd-cert", "etcd-key", "max-staleness",
-	"expiry-warnings", "watch-heartbeat",
+	"expiry-warnings", "watch-heartbeat", "watch-buffer",
 }
 
 func env(kv ...string) func(string) string {
@@ -148,6 +148,12 @@ func TestParseServeFlagsDefaults(t *testing.T) {
 	}
 	if cfg, _, _, err := parseServeFlags([]string{"-expiry-warnings", "none"}, env(), &stderr); err != nil || cfg.ExpiryWarnings == nil || len(cfg.ExpiryWarnings) != 0 {
 		t.Errorf("-expiry-warnings none: %v, %v; want an empty, non-nil list", cfg.ExpiryWarnings, err)
+	}
+	if cfg.WatchBuffer != service.DefaultWatchBuffer {
+		t.Errorf("watch buffer %d, want %d", cfg.WatchBuffer, service.DefaultWatchBuffer)
+	}
+	if cfg, _, _, err := parseServeFlags(nil, env("TOKEND_WATCH_BUFFER", "64"), &stderr); err != nil || cfg.WatchBuffer != 64 {
+		t.Errorf("TOKEND_WATCH_BUFFER=64: watch buffer %d, %v", cfg.WatchBuffer, err)
 	}
 }
 
@@ -280,6 +286,7 @@ func TestParseServeFlagsErrors(t *testing.T) {
 		{"BadExpiryWarnings", []string{"-expiry-warnings", "7d"}, nil, "expiry-warnings"},
 		{"NegativeExpiryWarning", []string{"-expiry-warnings", "168h,-1h"}, nil, "expiry-warnings"},
 		{"ZeroWatchHeartbeat", []string{"-watch-heartbeat", "0s"}, nil, "watch-heartbeat"},
+		{"ZeroWatchBuffer", nil, []string{"TOKEND_WATCH_BUFFER", "0"}, "watch-buffer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
