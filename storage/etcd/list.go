@@ -111,13 +111,13 @@ func (s *Store) ListTokens(ctx context.Context, q storage.ListQuery) (*storage.L
 // for about fenceBatch*fenceEvery index entries, a few pages' worth.
 const fenceBatch = 8
 
-// indexBatch returns the entries of the index dir from the key from
-// (inclusive), up to listBatch of them, at the revision
-// *rev (at the current one if *rev is 0, which it then sets), and whether
-// entries may follow. It returns at most listBatch entries. It reads the fences after from (see dirFences) and
-// then the ranges between them, each whole, in one transaction: the server
-// walks the fences to the index's end, one key in fenceEvery, and of the
-// index only the entries it returns (and the rest of the last range).
+// indexBatch returns up to listBatch entries of the index dir from the key
+// from (inclusive), read at the revision *rev (the current one if *rev is
+// 0, which it then sets), and whether entries may follow. It reads the
+// fences after from (see dirFences), then the ranges between them in one
+// transaction, each limited to listBatch entries: the server walks the
+// fences to the index's end, one key in fenceEvery, and of the index only
+// the ranges read, never the rest of it.
 func (s *Store) indexBatch(ctx context.Context, op, dir, from string, rev *int64) ([]*mvccpb.KeyValue, bool, error) {
 	base, fences := s.key(dir), s.key(dirFences+dir)
 	end := clientv3.GetPrefixRangeEnd(base)
