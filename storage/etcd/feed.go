@@ -136,11 +136,13 @@ func (s *Store) snapshot(ctx context.Context) ([]*storage.Token, int64, error) {
 
 // snapshotUnder appends to tokens, in key order, every token whose key
 // starts with p, at the revision *rev (the current one if *rev is 0, which
-// it then sets), reading about batch tokens at most at a time. A range read with a limit makes the server count every key
-// to the range's end, so paging through all tokens that way would cost
-// each page the rest of them; instead it splits the keys under p by their
-// next byte into 256 ranges, counts each (one walk over the keys under p),
-// and reads runs of adjacent ranges whole, each run up to batch tokens; a range holding more than that is split again the same way.
+// it then sets), reading about batch tokens at most at a time. A range read
+// with a limit makes the server count every key to the range's end, so
+// paging through all tokens that way would cost each page the rest of them;
+// instead it splits the keys under p by their next byte into 256 ranges,
+// counts each (one walk over the keys under p), and reads runs of adjacent
+// ranges whole, each run up to batch tokens; a range holding more than that
+// is split again the same way.
 func (s *Store) snapshotUnder(ctx context.Context, p string, batch int64, rev *int64, tokens *[]*storage.Token) error {
 	const op = "subscribe"
 	type span struct{ lo, hi string }
