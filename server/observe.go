@@ -41,6 +41,18 @@ const routePatternKey = "tokend-route"
 type observer struct {
 	log *slog.Logger
 	m   *metrics
+	// rpcLogs are log, with the transport attribute added once: formatted
+	// once per logger rather than per call, and one attribute fewer to
+	// carry (a log record holds five without allocating).
+	rpcLogs map[string]*slog.Logger
+}
+
+func newObserver(log *slog.Logger, m *metrics) *observer {
+	o := &observer{log: log, m: m, rpcLogs: make(map[string]*slog.Logger)}
+	for _, t := range []string{transportGRPC, transportREST} {
+		o.rpcLogs[t] = log.With(slog.String("transport", t))
+	}
+	return o
 }
 
 // unary is the first interceptor of the chain: on the network gRPC server,
@@ -90,7 +102,6 @@ func (o *observer) rpcDone(ctx context.Context, transport, method string, err er
 	code := status.Code(err).String()
 	o.m.observeRPC(transport, method, code, took)
 	attrs := []slog.Attr{
-		slog.String("transport", transport),
 		slog.String("method", method),
 		slog.String("code", code),
 		slog.Duration("duration", took),
@@ -107,7 +118,7 @@ func (o *observer) rpcDone(ctx context.Context, transport, method string, err er
 			attrs = append(attrs, slog.String("route", v[0]))
 		}
 	}
-	o.log.LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
+	o.rpcLogs[transport].LogAttrs(ctx, slog.LevelInfo, "rpc", attrs...)
 }
 
 type contextStream struct {

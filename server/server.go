@@ -219,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	svc := tokenService{Service: s.svc, views: views}
-	obs := &observer{log: s.log, m: newMetrics(s.svc)}
+	obs := newObserver(s.log, newMetrics(s.svc))
 
 	grpcOpts := grpcLimits(cfg)
 	if tlsConfig != nil {
