@@ -30,24 +30,8 @@ work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait; rm -rf "$work"' EXIT
 
-"$tokend_bin" serve -data-dir "$work/data" -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 \
-	-root-token-file "$work/root" -auth-failure-limit -1 2>"$work/log" &
-pid=$!
-for _ in $(seq 300); do
-	grep -qs 'msg=serving' "$work/log" && [ -s "$work/root" ] && break
-	sleep 0.1
-done
-base="http://$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$work/log" | head -1)"
-root=$(cat "$work/root")
-secret=$(curl -sf -H "Authorization: Bearer $root" \
-	-d '{"name":"wrk","kind":"TOKEN_KIND_API","type":"TOKEN_TYPE_READ_ONLY"}' "$base/v1/tokens" |
-	sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
-cat >"$work/introspect.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"token":"$secret","actions":["api::article.article.find"]}'
-wrk.headers["Authorization"] = "Bearer $root"
-wrk.headers["Content-Type"] = "application/json"
-LUA
+. "$(dirname "$0")/start-tokend.sh"
+start_tokend "$work/tokend" "$tokend_bin"
 cat >"$work/strapi-valid.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $STRAPI_TOKEN"
 LUA
@@ -89,7 +73,7 @@ one() {
 calls="ti th sv su sh"
 measure() {
 	case $1 in
-	ti) one "$pid" "$work/introspect.lua" "$base/v1/tokens:introspect" ;;
+	ti) one "$pid" "$work/tokend/introspect.lua" "$base/v1/tokens:introspect" ;;
 	th) one "$pid" "" "$base/healthz" ;;
 	sv) one "$strapi_pid" "$work/strapi-valid.lua" "$strapi/api/articles" ;;
 	su) one "$strapi_pid" "$work/strapi-unknown.lua" "$strapi/api/articles" ;;

@@ -26,37 +26,10 @@ work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait; rm -rf "$work"' EXIT
 
-# start NAME BINARY: starts a server; sets its base URL, admin secret and
-# token id in files under $work/NAME.
-start() {
-	d="$work/$1"
-	rm -rf "$d"
-	mkdir -p "$d"
-	"$2" serve -data-dir "$d/data" -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 \
-		-root-token-file "$d/root" -auth-failure-limit -1 2>"$d/log" &
-	pid=$!
-	for _ in $(seq 300); do
-		grep -qs 'msg=serving' "$d/log" && [ -s "$d/root" ] && break
-		sleep 0.1
-	done
-	base="http://$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$d/log" | head -1)"
-	root=$(cat "$d/root")
-	created=$(curl -sf -H "Authorization: Bearer $root" \
-		-d '{"name":"wrk","kind":"TOKEN_KIND_API","type":"TOKEN_TYPE_READ_ONLY"}' "$base/v1/tokens")
-	secret=$(printf '%s' "$created" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
-	id=$(printf '%s' "$created" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p')
-	echo "$base" >"$d/base"
-	echo "$id" >"$d/id"
-	cat >"$d/introspect.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"token":"$secret","actions":["api::article.article.find"]}'
-wrk.headers["Authorization"] = "Bearer $root"
-wrk.headers["Content-Type"] = "application/json"
-LUA
-	cat >"$d/admin.lua" <<LUA
-wrk.headers["Authorization"] = "Bearer $root"
-LUA
-}
+. "$(dirname "$0")/start-tokend.sh"
+
+# start NAME BINARY: starts a server with its files under $work/NAME.
+start() { start_tokend "$work/$1" "$2"; }
 
 stop() {
 	kill "$pid"

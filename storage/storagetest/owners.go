@@ -253,15 +253,7 @@ func CatalogRace(t *testing.T, a, b storage.Store) {
 	}
 	close(start)
 	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, storage.ErrCatalogFull):
-			t.Fatalf("racer %d: %v, want nil or ErrCatalogFull", i, err)
-		}
-	}
+	wins := winners(t, errs, storage.ErrCatalogFull)
 	actions, err := a.ListActions(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -624,6 +624,23 @@ func testDeleteFreesBothHashes(t *testing.T, s storage.Store) {
 	wantStored(t, s, again)
 }
 
+// winners returns how many racers succeeded, given each racer's error: a
+// racer may only succeed or fail with lost (the refusal the race is about);
+// any other error fails the test.
+func winners(t *testing.T, errs []error, lost error) int {
+	t.Helper()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, lost):
+			t.Errorf("racer %d: %v, want nil or %v", i, err, lost)
+		}
+	}
+	return wins
+}
+
 func testConcurrentCreateSameName(t *testing.T, s storage.Store) {
 	const n = 20
 	errs := make([]error, n)
@@ -642,15 +659,7 @@ func testConcurrentCreateSameName(t *testing.T, s storage.Store) {
 	}
 	close(start)
 	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, storage.ErrNameTaken):
-			t.Errorf("racer %d: %v, want nil or ErrNameTaken", i, err)
-		}
-	}
+	wins := winners(t, errs, storage.ErrNameTaken)
 	if wins != 1 {
 		t.Fatalf("%d creates of one name succeeded, want 1", wins)
 	}
