@@ -25,12 +25,7 @@ import (
 func TestReplicasOnEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "hash.key")
-	key := make([]byte, 32)
-	rand.Read(key)
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := writeHashKey(t, dir, "hash.key")
 	const maxStaleness = 3 * time.Second
 	args := func(name string) []string {
 		return []string{"serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
@@ -245,12 +240,7 @@ func TestReplicasOnEtcdCluster(t *testing.T) {
 		endpoints = append(endpoints, m.Endpoint())
 	}
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "hash.key")
-	key := make([]byte, 32)
-	rand.Read(key)
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := writeHashKey(t, dir, "hash.key")
 	start := func(name string) *proc {
 		return startTokend(t, tokendEnv(), "serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 			"-data-dir", filepath.Join(dir, name), "-root-token-file", filepath.Join(dir, name+".root"),
@@ -422,16 +412,7 @@ func auditCount(t *testing.T, p *proc, root string) int {
 func TestRecoverRootOnEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	dir := t.TempDir()
-	writeKey := func(name string) string {
-		key := make([]byte, 32)
-		rand.Read(key)
-		file := filepath.Join(dir, name)
-		if err := os.WriteFile(file, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return file
-	}
-	keyFile, otherKey := writeKey("hash.key"), writeKey("other.key")
+	keyFile, otherKey := writeHashKey(t, dir, "hash.key"), writeHashKey(t, dir, "other.key")
 	store := []string{"-store", "etcd", "-etcd-endpoints", srv.Endpoint(), "-etcd-prefix", "/recover/"}
 	p := startTokend(t, tokendEnv(), append([]string{"serve", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 		"-data-dir", filepath.Join(dir, "replica"), "-root-token-file", filepath.Join(dir, "root"),
@@ -476,4 +457,17 @@ func TestRecoverRootOnEtcd(t *testing.T) {
 	if got := namesOf(p.tokensByID(t, recovered)); len(got) != 4 || !strings.HasPrefix(got[3], "Root (recovered ") {
 		t.Fatalf("tokens after recovery: %q", got)
 	}
+}
+
+// writeHashKey writes a new random hash key file named name in dir, as
+// every replica of one store is given, and returns its path.
+func writeHashKey(t *testing.T, dir, name string) string {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
