@@ -19,8 +19,9 @@ import (
 
 // introspectViews turns introspection results into answers for both
 // transports, caching what it derives from each token snapshot: the proto
-// view and the encoded answer gRPC sends, and the JSON REST sends. Introspection is the hot path, and
-// building either from scratch costs more than the introspection itself.
+// view and the encoded answer gRPC sends, and the JSON REST sends.
+// Introspection is the hot path, and building any of them from scratch
+// costs more than the introspection itself.
 // A snapshot is immutable, so what is derived from it stays true except for
 // what changes without a new version: the last use and whether a rotated-out
 // secret is still in its grace period.
