@@ -8,6 +8,11 @@
 # token's), and writes DIR/base, DIR/id, and the wrk scripts
 # DIR/introspect.lua (REST introspection of the token, asking for one
 # action) and DIR/admin.lua (the admin credential, for admin calls).
+# The servers log as a deployment does by default (info level, text): the
+# scripts read the address from the "serving" line, and measure with the
+# request log on.
+unset TOKEND_LOG_LEVEL TOKEND_LOG_FORMAT
+
 start_tokend() {
 	rm -rf "$1"
 	mkdir -p "$1"
@@ -18,7 +23,13 @@ start_tokend() {
 		grep -qs 'msg=serving' "$1/log" && [ -s "$1/root" ] && break
 		sleep 0.1
 	done
-	base="http://$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$1/log" | head -1)"
+	addr=$(sed -n 's/.*msg=serving.* http=\([0-9.:]*\).*/\1/p' "$1/log" | head -1)
+	if [ -z "$addr" ]; then
+		echo "$2 did not report serving within 30 s:" >&2
+		tail -5 "$1/log" >&2
+		exit 1
+	fi
+	base="http://$addr"
 	root=$(cat "$1/root")
 	created=$(curl -sf -H "Authorization: Bearer $root" \
 		-d '{"name":"wrk","kind":"TOKEN_KIND_API","type":"TOKEN_TYPE_READ_ONLY"}' "$base/v1/tokens")
