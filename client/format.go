@@ -1,53 +1,11 @@
 package client
 
-import "hash/crc32"
-
-// The secret format, checked offline so that a malformed string costs no
-// call: <prefix>_<43 base62 characters><checksum>, where the checksum is the
-// CRC-32 (IEEE) of "<prefix>_<body>" written as 6 base62 digits. tokend's
-// service package holds the generating side; this is a reading of the same
-// format, kept here so that backends do not import the server.
-const (
-	secretBodyLen = 43
-	checksumLen   = 6
-	base62        = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
-
-var base62Value = func() (v [256]int8) {
-	for i := range v {
-		v[i] = -1
-	}
-	for i := 0; i < len(base62); i++ {
-		v[base62[i]] = int8(i)
-	}
-	return v
-}()
-
-var crcTable = crc32.MakeTable(crc32.IEEE)
+import "github.com/tokend/tokend/internal/secretformat"
 
 // wellFormed reports whether s is a well-formed API token secret with this
-// prefix: right prefix, length, alphabet and checksum. It does not allocate.
-func wellFormed(prefix, s string) bool {
-	head := len(prefix) + 1
-	if len(s) != head+secretBodyLen+checksumLen || s[:len(prefix)] != prefix || s[len(prefix)] != '_' {
-		return false
-	}
-	var sum uint64
-	for i := head; i < len(s); i++ {
-		v := base62Value[s[i]]
-		if v < 0 {
-			return false
-		}
-		if i >= head+secretBodyLen {
-			sum = sum*62 + uint64(v)
-		}
-	}
-	crc := ^uint32(0)
-	for i := 0; i < head+secretBodyLen; i++ {
-		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
-	}
-	return sum == uint64(^crc)
-}
+// prefix (right prefix, length, alphabet and checksum), checked offline so
+// that a malformed string costs no call. It does not allocate.
+func wellFormed(prefix, s string) bool { return secretformat.WellFormed(prefix, s) }
 
 // maxActionLen bounds an action id, as tokend does.
 const maxActionLen = 200

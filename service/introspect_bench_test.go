@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/secretformat"
 	"github.com/tokend/tokend/storage"
 	"github.com/tokend/tokend/storage/bolt"
 )
@@ -126,7 +128,8 @@ func buildFixture(dir string, n int) (*benchFixture, error) {
 	for range 1024 {
 		f.unknown = append(f.unknown, benchSecret(s, storage.KindAPI))
 		bad := []byte(benchSecret(s, storage.KindAPI))
-		bad[len(bad)-1] = base62[(base62Value[bad[len(bad)-1]]+1)%62]
+		last := strings.IndexByte(secretformat.Base62, bad[len(bad)-1])
+		bad[len(bad)-1] = secretformat.Base62[(last+1)%62]
 		f.malformed = append(f.malformed, string(bad))
 	}
 

@@ -4,39 +4,19 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
-	"unsafe"
 
+	"github.com/tokend/tokend/internal/secretformat"
 	"github.com/tokend/tokend/storage"
 )
 
-// A secret reads <prefix>_<body><checksum>: body is secretBodyLen base62
-// characters (43 × log2(62) ≈ 256.03 bits of randomness) and checksum is the
-// CRC-32 (IEEE) of "<prefix>_<body>" in checksumLen base62 characters, so
-// that a typo or a random string is rejected without touching the store and
-// secret scanners can recognise tokens offline. The prefix is inside the
-// checksum so that adding or dropping a character of it (tkd_ ↔ tkda_)
-// cannot turn a secret of one kind into a well-formed one of the other.
+// Secrets follow internal/secretformat; this file adds the prefixes of the
+// two kinds, generation, and what of a secret may be shown.
 const (
-	base62        = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	secretBodyLen = 43
-	checksumLen   = 6 // 62^6 > 2^32
-	hintTailLen   = 4
+	hintTailLen = 4
 	// maxPrefixLen bounds configurable prefixes.
 	maxPrefixLen = 16
 )
-
-// base62Value maps a byte to its base62 digit, or -1.
-var base62Value = func() (v [256]int8) {
-	for i := range v {
-		v[i] = -1
-	}
-	for i := 0; i < len(base62); i++ {
-		v[base62[i]] = int8(i)
-	}
-	return v
-}()
 
 // secretFormat generates and recognises secrets for the two token kinds.
 type secretFormat struct {
@@ -78,76 +58,38 @@ func (f secretFormat) prefix(k storage.Kind) string {
 // generate returns a new random secret for a token of kind k.
 func (f secretFormat) generate(k storage.Kind) (string, error) {
 	prefix := f.prefix(k)
-	b := make([]byte, 0, len(prefix)+1+secretBodyLen+checksumLen)
+	b := make([]byte, 0, len(prefix)+1+secretformat.BodyLen+secretformat.ChecksumLen)
 	b = append(b, prefix...)
 	b = append(b, '_')
 	// Rejection sampling keeps every character uniform: bytes >= 248 (4 × 62)
 	// are discarded.
 	var buf [64]byte
-	for n := 0; n < secretBodyLen; {
+	for n := 0; n < secretformat.BodyLen; {
 		if _, err := rand.Read(buf[:]); err != nil {
 			return "", fmt.Errorf("read random: %w", err)
 		}
 		for _, c := range buf {
-			if c < 248 && n < secretBodyLen {
-				b = append(b, base62[c%62])
+			if c < 248 && n < secretformat.BodyLen {
+				b = append(b, secretformat.Base62[c%62])
 				n++
 			}
 		}
 	}
-	b = appendChecksum(b, checksum(string(b)))
+	b = secretformat.AppendChecksum(b, secretformat.Checksum(string(b)))
 	return string(b), nil
 }
 
-func appendChecksum(b []byte, sum uint32) []byte {
-	var digits [checksumLen]byte
-	for i := checksumLen - 1; i >= 0; i-- {
-		digits[i] = base62[sum%62]
-		sum /= 62
-	}
-	return append(b, digits[:]...)
-}
-
 // parse reports the kind of a well-formed secret. It returns false for any
-// string whose prefix, length, alphabet or checksum is wrong. It does not
-// allocate.
+// string whose prefix, length, alphabet or checksum is wrong. Prefixes are
+// letters and digits, so "<prefix>_" matches at most one of the two.
 func (f secretFormat) parse(s string) (storage.Kind, bool) {
-	var kind storage.Kind
-	var head int // length of "<prefix>_"
 	switch {
-	case strings.HasPrefix(s, f.apiPrefix) && len(s) > len(f.apiPrefix) && s[len(f.apiPrefix)] == '_':
-		kind, head = storage.KindAPI, len(f.apiPrefix)+1
-	case strings.HasPrefix(s, f.adminPrefix) && len(s) > len(f.adminPrefix) && s[len(f.adminPrefix)] == '_':
-		kind, head = storage.KindAdmin, len(f.adminPrefix)+1
-	default:
-		return 0, false
+	case secretformat.WellFormed(f.apiPrefix, s):
+		return storage.KindAPI, true
+	case secretformat.WellFormed(f.adminPrefix, s):
+		return storage.KindAdmin, true
 	}
-	rest := s[head:]
-	if len(rest) != secretBodyLen+checksumLen {
-		return 0, false
-	}
-	var sum uint64
-	for i := 0; i < len(rest); i++ {
-		v := base62Value[rest[i]]
-		if v < 0 {
-			return 0, false
-		}
-		if i >= secretBodyLen {
-			sum = sum*62 + uint64(v)
-		}
-	}
-	if sum != uint64(checksum(s[:head+secretBodyLen])) {
-		return 0, false
-	}
-	return kind, true
-}
-
-// checksum is the CRC-32 (IEEE) of s. crc32 reads the string's own bytes
-// (it neither keeps nor changes them): a []byte copy would allocate on every
-// introspection, and a byte-at-a-time table loop costs as much as the
-// secret's keyed hash.
-func checksum(s string) uint32 {
-	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
+	return 0, false
 }
 
 // hint is what may be shown of a secret: its prefix and last characters.
