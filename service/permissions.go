@@ -1,14 +1,11 @@
 package service
 
 import (
-	"fmt"
 	"strings"
 
+	"github.com/tokend/tokend/internal/actionid"
 	"github.com/tokend/tokend/storage"
 )
-
-// maxActionLen bounds an action id.
-const maxActionLen = 200
 
 // The built-in admin actions: every RPC requires one of them. They follow the
 // API actions' grammar so the same type rules apply (read-only = find and
@@ -53,39 +50,8 @@ var adminActionSet = func() map[string]bool {
 }()
 
 // checkActionID reports what is wrong with an action id, or "" when it is
-// well formed: segments of letters, digits, '_', ':' and '-' separated by
-// single dots, at least a subject and a verb, at most 200 characters.
-func checkActionID(id string) string {
-	switch {
-	case id == "":
-		return "must not be empty"
-	case len(id) > maxActionLen:
-		return fmt.Sprintf("must be at most %d characters", maxActionLen)
-	}
-	dots, segLen := 0, 0
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == ':', c == '-':
-			segLen++
-		case c == '.':
-			if segLen == 0 {
-				return "must not have empty segments between dots"
-			}
-			dots++
-			segLen = 0
-		default:
-			return "may only hold letters, digits, '_', ':', '-' and '.' separators"
-		}
-	}
-	if segLen == 0 {
-		return "must not end with a dot"
-	}
-	if dots == 0 {
-		return "must read <subject>.<verb>"
-	}
-	return ""
-}
+// well formed (see internal/actionid).
+func checkActionID(id string) string { return actionid.Problem(id) }
 
 // splitAction returns an action's subject and verb.
 func splitAction(id string) (subject, verb string) {
