@@ -80,7 +80,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	}
 	dialOpts := []grpc.DialOption{transport}
 	if o.secret != "" {
-		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer{secret: o.secret, secure: !o.insecure}))
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerCredential{secret: o.secret, secure: !o.insecure}))
 	}
 	dialOpts = append(dialOpts, o.extra...)
 	conn, err := grpc.NewClient(target, dialOpts...)
@@ -100,15 +100,15 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 // Close closes the connection; calls in flight fail.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// bearer attaches the admin credential to every call.
-type bearer struct {
+// bearerCredential attaches the admin credential to every call.
+type bearerCredential struct {
 	secret string
 	secure bool
 }
 
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+func (b bearerCredential) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{"authorization": "Bearer " + b.secret}, nil
 }
 
 // RequireTransportSecurity is false only when the caller chose WithInsecure.
-func (b bearer) RequireTransportSecurity() bool { return b.secure }
+func (b bearerCredential) RequireTransportSecurity() bool { return b.secure }

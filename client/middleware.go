@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/bearer"
 )
 
 type resultKey struct{}
@@ -50,7 +51,7 @@ func check(ctx context.Context, v *Verifier, values []string, actions []string) 
 	default:
 		return ctx, badRequest, Result{}
 	}
-	secret, ok := bearerToken(values[0])
+	secret, ok := bearer.Token(values[0])
 	if !ok {
 		return ctx, noCredential, Result{}
 	}
@@ -66,16 +67,6 @@ func check(ctx context.Context, v *Verifier, values []string, actions []string) 
 		return ctx, deniedActions, res
 	}
 	return context.WithValue(ctx, resultKey{}, &res), granted, res
-}
-
-// bearerToken reads "Bearer <token>" (the scheme is case-insensitive).
-func bearerToken(v string) (string, bool) {
-	const scheme = "bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false
-	}
-	t := strings.TrimSpace(v[len(scheme):])
-	return t, t != ""
 }
 
 // HTTPMiddleware guards an HTTP handler: it reads the "Authorization: Bearer"

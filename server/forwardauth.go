@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tokendv1 "github.com/tokend/tokend/gen/tokend/v1"
+	"github.com/tokend/tokend/internal/bearer"
 	"github.com/tokend/tokend/server/authroutes"
 	"github.com/tokend/tokend/service"
 )
@@ -192,13 +193,8 @@ func clientToken(h http.Header) (secret string, sent, ok bool) {
 	if len(values) != 1 {
 		return "", len(values) > 0, false
 	}
-	const scheme = "bearer "
-	v := values[0]
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", true, false
-	}
-	secret = strings.TrimSpace(v[len(scheme):])
-	return secret, true, secret != ""
+	secret, ok = bearer.Token(values[0])
+	return secret, true, ok
 }
 
 func setIdentity(h http.Header, v authVerdict) {

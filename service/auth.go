@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"context"
-	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tokend/tokend/internal/bearer"
 	"github.com/tokend/tokend/storage"
 )
 
@@ -141,7 +141,7 @@ func (s *Service) credential(values []string) (string, storage.Kind, error) {
 	default:
 		return "", 0, status.Error(codes.Unauthenticated, "several authorization values: send exactly one")
 	}
-	secret, ok := bearer(values[0])
+	secret, ok := bearer.Token(values[0])
 	if !ok {
 		return "", 0, status.Error(codes.Unauthenticated, "malformed credential: want authorization: Bearer <admin token>")
 	}
@@ -150,17 +150,6 @@ func (s *Service) credential(values []string) (string, storage.Kind, error) {
 		return "", 0, status.Error(codes.Unauthenticated, "malformed credential: not a tokend admin token")
 	}
 	return secret, kind, nil
-}
-
-// bearer extracts the token of an "authorization: Bearer <token>" value. The
-// scheme is case-insensitive (RFC 9110).
-func bearer(v string) (string, bool) {
-	const scheme = "bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false
-	}
-	t := strings.TrimSpace(v[len(scheme):])
-	return t, t != ""
 }
 
 func expired(t *storage.Token, now time.Time) bool {
